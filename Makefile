@@ -1,0 +1,62 @@
+# Two commands do everything: `make up` serves, `make test` tests. Each sets itself up
+# (Debian packages, virtual environment, model build) and skips what is already done.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PANEL ?= ci
+ARTIFACTS := build/models/$(PANEL)
+VENV_STAMP := $(VENV)/.installed
+SYS_STAMP := build/.system-deps
+MODELS_STAMP := $(ARTIFACTS)/.built
+REPO_STAMP := build/.repository-$(PANEL)
+
+.PHONY: help setup system-deps venv models repository up test test-fast lint typecheck clean
+
+help:
+	@echo "make up          serve Triton + Redis + router (Ctrl-C stops everything)"
+	@echo "make test        run the test suite against real tritonserver/redis/prometheus"
+	@echo "make models      collect demos, train, export ONNX for PANEL=$(PANEL)"
+	@echo "make lint        ruff + mypy --strict"
+
+setup: venv system-deps
+
+system-deps: $(SYS_STAMP)
+$(SYS_STAMP): scripts/install_system_deps.sh
+	@mkdir -p build
+	./scripts/install_system_deps.sh
+	@touch $@
+
+venv: $(VENV_STAMP)
+$(VENV_STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+models: $(MODELS_STAMP)
+$(MODELS_STAMP): $(VENV_STAMP) $(shell find policies -name '*.py' -not -path '*/serving/*' 2>/dev/null)
+	$(BIN)/python -m policies.build --panel $(PANEL) --out $(ARTIFACTS)
+	@touch $@
+
+repository: $(REPO_STAMP)
+$(REPO_STAMP): $(MODELS_STAMP) $(shell find policies/serving -name '*.py' 2>/dev/null)
+	$(BIN)/python -m policies.repository --artifacts $(ARTIFACTS) --out model_repository
+	@touch $@
+
+up: setup repository
+	$(BIN)/python -m deploy.local.stack up --panel $(PANEL)
+
+test: setup repository
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy router_service clients/router_client
+
+clean:
+	rm -rf build results .run
