@@ -1,0 +1,83 @@
+"""The decision log: every act decision, with what is needed to replay it, appended to the
+store off the request path. Entries wait in a bounded buffer while the store is away and are
+flushed, in order, when it returns; only a buffer overflow loses entries, and that is counted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+
+from router_service.metrics import RouterMetrics
+from router_service.store import RouterStore, StoreUnavailable
+
+
+class DecisionLog:
+    def __init__(
+        self,
+        store: RouterStore,
+        metrics: RouterMetrics,
+        max_buffer: int = 200_000,
+        batch_size: int = 512,
+        interval_s: float = 0.02,
+        retry_s: float = 0.25,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._buffer: deque[dict[str, str]] = deque()
+        self._max_buffer = max_buffer
+        self._batch_size = batch_size
+        self._interval_s = interval_s
+        self._retry_s = retry_s
+        self._wakeup = asyncio.Event()
+        self.store_up = True
+
+    def append(self, entry: dict[str, str]) -> None:
+        if len(self._buffer) >= self._max_buffer:
+            self._metrics.decision_log_lost.inc()
+            return
+        self._buffer.append(entry)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    async def flush_once(self) -> int:
+        """Writes one batch; entries leave the buffer only once the store has them."""
+        if not self._buffer:
+            return 0
+        batch = [self._buffer[i] for i in range(min(self._batch_size, len(self._buffer)))]
+        await self._store.append_decisions(batch)
+        for _ in batch:
+            self._buffer.popleft()
+        return len(batch)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while await self.flush_once():
+                    pass
+                self._set_store_up(True)
+                delay = self._interval_s
+            except StoreUnavailable:
+                self._set_store_up(False)
+                delay = self._retry_s
+            self._metrics.decision_log_buffered.set(len(self._buffer))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=delay)
+            self._wakeup.clear()
+
+    async def drain(self, timeout_s: float = 2.0) -> None:
+        """On shutdown: try to hand every buffered entry to the store."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._buffer and asyncio.get_running_loop().time() < deadline:
+            try:
+                await self.flush_once()
+            except StoreUnavailable:
+                await asyncio.sleep(self._retry_s)
+        if self._buffer:
+            self._metrics.decision_log_lost.inc(len(self._buffer))
+
+    def _set_store_up(self, up: bool) -> None:
+        self.store_up = up
+        self._metrics.redis_up.set(1 if up else 0)

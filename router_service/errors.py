@@ -1,0 +1,109 @@
+"""Every error the router raises, in one tree.
+
+    RouterError
+    ├── ClientError              the request is at fault: a 4xx / gRPC INVALID_ARGUMENT family
+    │   ├── InvalidRequest       a field is malformed (names the field)
+    │   ├── UnknownTask          `task` is not in the contract (lists the known ones)
+    │   ├── DeadlineExpired      no budget left before any work could start
+    │   ├── PayloadTooLarge      body over the configured limit
+    │   ├── Unauthorized         missing or wrong API key
+    │   └── Forbidden            a robot key on an admin endpoint
+    ├── Overloaded               shed at once instead of queueing late work (503 + retry hint)
+    ├── UpstreamError            Triton did not give a usable answer (never reaches a client:
+    │   ├── UpstreamTimeout      the engine falls back along the contract's order)
+    │   ├── UpstreamUnavailable
+    │   └── UpstreamRejected     Triton answered with an error (e.g. non-finite action)
+    └── ContractError            the deployment contract is invalid (names the field)
+
+Third-party exceptions are converted where they enter (`raise UpstreamTimeout(...) from exc`).
+"""
+
+from __future__ import annotations
+
+
+class RouterError(Exception):
+    """Base of every error raised by the router."""
+
+    code = "internal"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ClientError(RouterError):
+    http_status = 400
+    grpc_code = "INVALID_ARGUMENT"
+
+
+class InvalidRequest(ClientError):
+    code = "invalid_argument"
+    http_status = 422
+
+
+class UnknownTask(ClientError):
+    code = "unknown_task"
+    http_status = 422
+
+    def __init__(self, task: str, known: list[str]) -> None:
+        super().__init__(f"unknown task {task!r}; known tasks: {', '.join(known)}", field="task")
+        self.known = known
+
+
+class DeadlineExpired(ClientError):
+    code = "deadline_expired"
+    http_status = 408
+    grpc_code = "DEADLINE_EXCEEDED"
+
+
+class PayloadTooLarge(ClientError):
+    code = "payload_too_large"
+    http_status = 413
+
+
+class Unauthorized(ClientError):
+    code = "unauthorized"
+    http_status = 401
+    grpc_code = "UNAUTHENTICATED"
+
+
+class Forbidden(ClientError):
+    code = "forbidden"
+    http_status = 403
+    grpc_code = "PERMISSION_DENIED"
+
+
+class Overloaded(RouterError):
+    code = "overloaded"
+    http_status = 503
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, *, retry_after_ms: float, reason: str) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
+        self.reason = reason
+
+
+class UpstreamError(RouterError):
+    code = "upstream_error"
+    reason = "upstream_error"
+
+
+class UpstreamTimeout(UpstreamError):
+    code = "upstream_timeout"
+    reason = "timeout"
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = "upstream_unavailable"
+    reason = "unavailable"
+
+
+class UpstreamRejected(UpstreamError):
+    code = "upstream_rejected"
+    reason = "rejected"
+
+
+class ContractError(RouterError):
+    code = "invalid_contract"

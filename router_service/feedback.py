@@ -1,0 +1,85 @@
+"""Feedback from robots: episode outcomes and true tasks. Turns into misroute counts and the
+stale-calibration flag (observed success drifting outside the calibration table's interval)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import orjson
+
+from router_service.contract import HOLD_ROUTE
+from router_service.engine import ActEngine
+from router_service.errors import InvalidRequest, UnknownTask
+from router_service.store import StoreUnavailable
+
+# Fewer feedback episodes than this cannot show drift with any confidence.
+MIN_EPISODES_FOR_STALENESS = 10
+
+
+@dataclass(frozen=True)
+class FeedbackInput:
+    robot_id: str
+    episode_id: str
+    decision_id: str | None
+    success: bool
+    true_task: str | None
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+async def record_feedback(engine: ActEngine, fb: FeedbackInput) -> dict[str, object]:
+    rt = engine.rt
+    contract = rt.active.contract
+    if fb.true_task is not None and fb.true_task not in rt.active.task_index:
+        raise UnknownTask(fb.true_task, contract.task_names)
+    routed = engine.recall(fb.decision_id) if fb.decision_id else None
+    if routed is not None:
+        routed_task, route = routed[0], routed[1]
+    else:
+        lease_raw = None
+        try:
+            lease_raw = await rt.store.get_lease(f"{fb.robot_id}:{fb.episode_id}")
+        except StoreUnavailable:
+            lease_raw = await rt.local_leases.get_lease(f"{fb.robot_id}:{fb.episode_id}")
+        if lease_raw is None:
+            raise InvalidRequest(
+                "no decision known for this decision_id or episode (expired or never routed "
+                "here)", field="decision_id" if fb.decision_id else "episode_id",
+            )
+        lease = orjson.loads(lease_raw)
+        routed_task, route = lease["task"], lease.get("route") or HOLD_ROUTE
+    misrouted = fb.true_task is not None and fb.true_task != routed_task
+    if misrouted:
+        assert fb.true_task is not None
+        rt.metrics.misroutes.labels(true_task=fb.true_task, routed_task=routed_task).inc()
+    task = fb.true_task or routed_task
+    stale = None
+    if route != HOLD_ROUTE:
+        try:
+            wins, total = await rt.store.record_outcome(task, route, fb.success)
+            stale = _stale(engine, task, route, wins, total)
+        except StoreUnavailable:
+            rt.metrics.errors.labels(kind="store_unavailable").inc()
+    return {"accepted": True, "misrouted": misrouted, "routed_task": routed_task,
+            "route": route, "calibration_stale": stale}
+
+
+def _stale(engine: ActEngine, task: str, route: str, wins: int, total: int) -> bool | None:
+    rows = [r for r in engine.rt.active.contract.calibration.rows
+            if r.task == task and r.policy == route]
+    if not rows or total < MIN_EPISODES_FOR_STALENESS:
+        return None
+    table_lo, table_hi = rows[0].ci95
+    seen_lo, seen_hi = wilson_interval(wins, total)
+    stale = seen_hi < table_lo or seen_lo > table_hi
+    engine.rt.metrics.calibration_stale.labels(task=task, policy=route).set(int(stale))
+    return stale

@@ -1,0 +1,43 @@
+"""The FastAPI application. `create_app(settings)` builds it; its lifespan owns the runtime
+(Triton client, store, metrics, decision log) and the gRPC server sharing the same engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from router_service.engine import ActEngine
+from router_service.errors import RouterError
+from router_service.http_api import act, contract, feedback, health
+from router_service.http_api.responses import router_error_handler
+from router_service.runtime import RouterRuntime
+from router_service.settings import RouterSettings
+
+
+def create_app(settings: RouterSettings | None = None) -> FastAPI:
+    settings = settings or RouterSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from router_service.grpc_api.server import start_grpc_server  # grpc only when serving
+
+        runtime = RouterRuntime(settings)
+        await runtime.start()
+        engine = ActEngine(runtime)
+        app.state.runtime, app.state.engine = runtime, engine
+        grpc_server = await start_grpc_server(engine, settings) if settings.grpc_port else None
+        try:
+            yield
+        finally:
+            if grpc_server is not None:
+                await grpc_server.stop(grace=2.0)
+            await runtime.close()
+
+    app = FastAPI(title="Robot policy router", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.add_exception_handler(RouterError, router_error_handler)
+    for module in (act, feedback, contract, health):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,44 @@
+"""FastAPI dependencies as `Annotated` aliases; tests override `get_runtime`/`get_engine`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from router_service.auth import check_admin_key, check_robot_key
+from router_service.engine import ActEngine
+from router_service.runtime import RouterRuntime
+from router_service.settings import RouterSettings
+
+
+def get_runtime(request: Request) -> RouterRuntime:
+    runtime: RouterRuntime = request.app.state.runtime
+    return runtime
+
+
+def get_engine(request: Request) -> ActEngine:
+    engine: ActEngine = request.app.state.engine
+    return engine
+
+
+def get_settings(request: Request) -> RouterSettings:
+    settings: RouterSettings = request.app.state.settings
+    return settings
+
+
+Runtime = Annotated[RouterRuntime, Depends(get_runtime)]
+Engine = Annotated[ActEngine, Depends(get_engine)]
+Settings = Annotated[RouterSettings, Depends(get_settings)]
+
+
+def require_robot(request: Request) -> None:
+    check_robot_key(get_settings(request), request.headers.get("authorization"))
+
+
+def require_admin(request: Request) -> None:
+    check_admin_key(get_settings(request), request.headers.get("authorization"))
+
+
+RobotAuth = Depends(require_robot)
+AdminAuth = Depends(require_admin)

@@ -1,0 +1,36 @@
+"""`/healthz` (the process is up), `/readyz` (able to serve), `/metrics` (Prometheus)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from router_service.http_api.deps import Runtime
+from router_service.http_api.responses import FastJSON
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> Response:
+    return FastJSON({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(runtime: Runtime) -> Response:
+    checks: dict[str, object] = {
+        "contract": runtime.has_contract,
+        "triton": runtime.triton_ready,
+    }
+    if runtime.has_contract:
+        checks["models"] = {r: h.model_ready for r, h in runtime.active.health.items()}
+        checks["contract_version"] = runtime.active.contract.version
+    ready = bool(runtime.has_contract and runtime.triton_ready and all(
+        h.model_ready for h in runtime.active.health.values()))
+    return FastJSON({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics")
+async def metrics(runtime: Runtime) -> Response:
+    runtime.metrics.decision_log_buffered.set(runtime.decision_log.buffered)
+    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

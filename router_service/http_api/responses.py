@@ -1,0 +1,45 @@
+"""JSON out via orjson, and the one error body every endpoint uses:
+`{"error": {"code", "message", "field"?, "retry_after_ms"?, "known_tasks"?}}`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from router_service.errors import ClientError, Overloaded, RouterError, UnknownTask
+
+
+class FastJSON(JSONResponse):
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def error_body(exc: RouterError) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.field:
+        body["field"] = exc.field
+    if isinstance(exc, Overloaded):
+        body["retry_after_ms"] = exc.retry_after_ms
+    if isinstance(exc, UnknownTask):
+        body["known_tasks"] = exc.known
+    return {"error": body}
+
+
+def error_response(exc: RouterError) -> Response:
+    status = exc.http_status if isinstance(exc, ClientError | Overloaded) else 500
+    headers = {}
+    if isinstance(exc, Overloaded):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_ms / 1000)))
+    return FastJSON(error_body(exc), status_code=status, headers=headers)
+
+
+async def router_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RouterError)
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is not None:
+        runtime.metrics.errors.labels(kind=exc.code).inc()
+    return error_response(exc)

@@ -1,0 +1,54 @@
+"""Request bodies. Parsed with pydantic's JSON parser straight from bytes (no json.loads pass);
+the first validation error becomes the response's `field`."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from router_service.errors import InvalidRequest, PayloadTooLarge
+
+IdStr = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Observation(Body):
+    state: list[float] = Field(description="The panel's state vector (Meta-World: 39 floats)")
+
+
+class ActBody(Body):
+    robot_id: str = IdStr
+    episode_id: str = IdStr
+    task: str | None = Field(default=None, description="Omit to let the router infer it")
+    deadline_ms: float | None = Field(default=None, description="Budget in ms from receipt")
+    observation: Observation
+
+
+class FeedbackBody(Body):
+    robot_id: str = IdStr
+    episode_id: str = IdStr
+    decision_id: str | None = None
+    success: bool
+    true_task: str | None = None
+
+
+class ReloadBody(Body):
+    path: str | None = Field(default=None, description="Contract file; default: configured path")
+
+
+B = TypeVar("B", bound=Body)
+
+
+def parse_body(model: type[B], raw: bytes, limit: int) -> B:
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"body is {len(raw)} bytes, limit {limit}", field="body")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        raise InvalidRequest(f"{where}: {err['msg']}", field=where) from exc

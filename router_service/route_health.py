@@ -1,0 +1,91 @@
+"""Live per-route state the scorer reads: predicted latency and whether the route is usable.
+
+Kept per replica on purpose: latency and failures are what *this* replica sees of Triton, and
+sharing them through Redis would add a round trip to every request for little gain.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class LatencyEstimator:
+    """Predicts a route's upstream latency as a high quantile of its recent samples.
+
+    A quantile, not a mean: the budget check must hold for most requests, and a mean hides the
+    tail that makes a robot miss its control tick.
+    """
+
+    prior_ms: float
+    quantile: float = 0.9
+    window: int = 256
+    recompute_every: int = 16
+    _samples: deque[float] = field(default_factory=deque, init=False)
+    _cached_ms: float | None = field(default=None, init=False)
+    _since_recompute: int = field(default=0, init=False)
+
+    def observe(self, latency_ms: float) -> None:
+        self._samples.append(latency_ms)
+        if len(self._samples) > self.window:
+            self._samples.popleft()
+        self._since_recompute += 1
+        if self._since_recompute >= self.recompute_every or self._cached_ms is None:
+            self._since_recompute = 0
+            self._cached_ms = float(np.quantile(np.fromiter(self._samples, float), self.quantile))
+
+    def predicted_ms(self) -> float:
+        # Too few samples to trust a quantile: the contract's prior holds.
+        if self._cached_ms is None or len(self._samples) < 8:
+            return self.prior_ms
+        return self._cached_ms
+
+
+@dataclass
+class CircuitBreaker:
+    """Closed → open after `threshold` consecutive failures; half-open after `open_s`, where one
+    request probes the route; a success closes it, a failure opens it again."""
+
+    threshold: int
+    open_s: float
+    _failures: int = field(default=0, init=False)
+    _opened_at: float | None = field(default=None, init=False)
+    _probing: bool = field(default=False, init=False)
+
+    def allows(self, now: float | None = None) -> bool:
+        if self._opened_at is None:
+            return True
+        now = time.monotonic() if now is None else now
+        if now - self._opened_at >= self.open_s and not self._probing:
+            self._probing = True  # half-open: let exactly this caller probe
+            return True
+        return False
+
+    @property
+    def is_open(self) -> bool:
+        return self._opened_at is not None
+
+    def record_success(self) -> None:
+        self._failures = 0
+        self._opened_at = None
+        self._probing = False
+
+    def record_failure(self, now: float | None = None) -> None:
+        self._failures += 1
+        if self._probing or self._failures >= self.threshold:
+            self._opened_at = time.monotonic() if now is None else now
+            self._probing = False
+
+
+@dataclass
+class RouteHealth:
+    latency: LatencyEstimator
+    breaker: CircuitBreaker
+    model_ready: bool = True  # from the background readiness poll of Triton
+
+    def usable(self) -> bool:
+        return self.model_ready and self.breaker.allows()

@@ -1,0 +1,190 @@
+"""Everything one router process owns while it serves, created and closed by the app lifespan:
+the Triton client, the shared store, metrics, the decision log, and the active contract.
+
+The active contract and everything derived from it (classifier, route health, forwarder) are
+swapped as one object, so a request sees one contract from start to end, and a reload that
+fails validation leaves the previous one serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from router_service.classifier import TaskClassifier
+from router_service.contract import Contract, contract_from_json, load_contract
+from router_service.decision_log import DecisionLog
+from router_service.errors import ContractError
+from router_service.forwarding import Forwarder
+from router_service.metrics import RouterMetrics
+from router_service.redis_store import RedisStore
+from router_service.route_health import CircuitBreaker, LatencyEstimator, RouteHealth
+from router_service.settings import RouterSettings
+from router_service.store import MemoryStore, RouterStore, StoreUnavailable
+from router_service.upstream import TritonUpstream
+
+log = logging.getLogger("router_service")
+
+
+@dataclass(frozen=True)
+class ActiveContract:
+    contract: Contract
+    classifier: TaskClassifier
+    health: dict[str, RouteHealth]
+    forwarder: Forwarder
+    policy_versions: dict[str, str]
+    task_index: dict[str, int]
+
+
+class RouterRuntime:
+    def __init__(self, settings: RouterSettings, metrics: RouterMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or RouterMetrics()
+        self.store: RouterStore = (
+            RedisStore(settings.redis_url) if settings.redis_url else MemoryStore()
+        )
+        self.local_leases = MemoryStore()  # stickiness while the shared store is away
+        self.upstream = TritonUpstream(settings.triton_grpc_url)
+        self.decision_log = DecisionLog(self.store, self.metrics)
+        self._active: ActiveContract | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.inflight = 0
+        self.triton_ready = False
+
+    @property
+    def active(self) -> ActiveContract:
+        if self._active is None:
+            raise ContractError("no contract loaded")
+        return self._active
+
+    @property
+    def has_contract(self) -> bool:
+        return self._active is not None
+
+    # -- contract -------------------------------------------------------------------------
+    async def _activate(self, contract: Contract) -> ActiveContract:
+        model_path, stats_path = contract.classifier_paths()
+        try:
+            classifier = TaskClassifier(model_path, stats_path, contract.task_names)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ContractError(
+                f"task_classifier: cannot load {model_path}: {exc}", field="task_classifier"
+            ) from exc
+        old = self._active.health if self._active else {}
+        breaker_spec = contract.spec.routing.circuit_breaker
+        health = {}
+        for policy in contract.spec.policies:
+            previous = old.get(policy.name)
+            health[policy.name] = RouteHealth(
+                latency=previous.latency if previous else
+                LatencyEstimator(prior_ms=policy.expected_latency_ms),
+                breaker=CircuitBreaker(breaker_spec.failure_threshold, breaker_spec.open_s),
+            )
+        versions = {
+            p.name: await self.upstream.policy_version(p.name) for p in contract.spec.policies
+        }
+        hedging = contract.spec.routing.hedging
+        active = ActiveContract(
+            contract=contract,
+            classifier=classifier,
+            health=health,
+            forwarder=Forwarder(
+                health, self.metrics, hedging.delay_ms if hedging.enabled else None
+            ),
+            policy_versions=versions,
+            task_index={t: i for i, t in enumerate(contract.task_names)},
+        )
+        self._active = active
+        self.metrics.set_contract(contract.version)
+        for route in health:
+            self.metrics.circuit_open.labels(route=route).set(0)
+        return active
+
+    async def load_initial_contract(self) -> None:
+        """The store's contract wins (replicas agree); else the file, which is then shared."""
+        stored = None
+        with contextlib.suppress(StoreUnavailable):
+            stored = await self.store.get_contract()
+        if stored is not None:
+            try:
+                await self._activate(contract_from_json(stored))
+                return
+            except ContractError as exc:
+                log.warning("stored contract rejected, loading %s: %s",
+                            self.settings.contract_path, exc)
+        await self.reload_from_file(self.settings.contract_path)
+
+    async def reload_from_file(self, path: Path | None = None) -> Contract:
+        """Validate, activate here, then share; any failure leaves the old contract serving."""
+        try:
+            contract = load_contract(path or self.settings.contract_path)
+            await self._activate(contract)
+        except ContractError:
+            self.metrics.contract_reloads.labels(result="rejected").inc()
+            raise
+        self.metrics.contract_reloads.labels(result="ok").inc()
+        try:
+            await self.store.put_contract(contract.model_dump_json(), contract.version)
+        except StoreUnavailable:
+            log.warning("contract %s active here but not shared: store unavailable",
+                        contract.version)
+        return contract
+
+    async def _watch_contract(self) -> None:
+        async for version in self.store.contract_notices():
+            if self._active is not None and version == self._active.contract.version:
+                continue
+            try:
+                stored = await self.store.get_contract()
+                if stored is None:
+                    continue
+                contract = contract_from_json(stored)
+                if self._active and contract.version == self._active.contract.version:
+                    continue
+                await self._activate(contract)
+                self.metrics.contract_reloads.labels(result="ok").inc()
+                log.info("contract %s activated from store", contract.version)
+            except (ContractError, StoreUnavailable) as exc:
+                self.metrics.contract_reloads.labels(result="rejected").inc()
+                log.warning("contract notice %r not applied: %s", version, exc)
+
+    # -- health ---------------------------------------------------------------------------
+    async def refresh_health(self) -> None:
+        self.triton_ready = await self.upstream.server_ready()
+        if self._active is not None:
+            for route, health in self._active.health.items():
+                health.model_ready = self.triton_ready and await self.upstream.model_ready(route)
+                self.metrics.circuit_open.labels(route=route).set(int(health.breaker.is_open))
+                self.metrics.route_latency_estimate.labels(route=route).set(
+                    health.latency.predicted_ms() / 1000
+                )
+        self.metrics.redis_up.set(int(await self.store.ping()))
+
+    async def _poll_health(self) -> None:
+        while True:
+            try:
+                await self.refresh_health()
+            except Exception:  # a failed poll is logged; the next one may succeed
+                log.exception("health poll failed")
+            await asyncio.sleep(self.settings.health_poll_s)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.refresh_health()
+        await self.load_initial_contract()
+        await self.refresh_health()
+        for coro in (self.decision_log.run(), self._watch_contract(), self._poll_health()):
+            self._tasks.append(asyncio.create_task(coro))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.decision_log.drain()
+        await self.upstream.close()
+        await self.store.close()

@@ -1,0 +1,42 @@
+"""Process settings (environment variables prefixed `ROUTER_`), separate from the deployment
+contract: settings say where things are and how this process behaves; the contract says what to
+serve and how to route, and is shared by every replica through the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class RouterSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ROUTER_", frozen=True)
+
+    contract_path: Path = Path("deploy/contracts/ci.yaml")
+    triton_grpc_url: str = "127.0.0.1:8001"
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    replica_id: str = "router-0"
+
+    host: str = "127.0.0.1"  # localhost unless an operator says otherwise
+    http_port: int = 8080
+    grpc_port: int | None = 50051
+
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    admin_key: SecretStr | None = None
+    auth_disabled: bool = False
+
+    max_body_bytes: int = 64 * 1024
+    max_inflight: int = 64
+    max_queue_age_ms: float = 5.0
+    readiness_cache_s: float = 1.0
+    health_poll_s: float = 2.0
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        # Environment variables carry a comma-separated list.
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
