@@ -179,7 +179,9 @@ class ActEngine:
 
     # -- helpers --------------------------------------------------------------------------
     @staticmethod
-    def _task_vector(active: ActiveContract, task: str, probs: NDArray[np.float32] | None) -> NDArray[np.float32]:
+    def _task_vector(
+        active: ActiveContract, task: str, probs: NDArray[np.float32] | None
+    ) -> NDArray[np.float32]:
         # An inferred task conditions the generalist on the classifier's belief, not a guess.
         if probs is not None:
             return probs.astype(np.float32)

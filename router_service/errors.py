@@ -7,13 +7,13 @@
     │   ├── DeadlineExpired      no budget left before any work could start
     │   ├── PayloadTooLarge      body over the configured limit
     │   ├── Unauthorized         missing or wrong API key
-    │   └── Forbidden            a robot key on an admin endpoint
+    │   ├── Forbidden            a robot key on an admin endpoint
+    │   └── ContractError        the deployment contract is invalid (names the field)
     ├── Overloaded               shed at once instead of queueing late work (503 + retry hint)
     ├── UpstreamError            Triton did not give a usable answer (never reaches a client:
     │   ├── UpstreamTimeout      the engine falls back along the contract's order)
     │   ├── UpstreamUnavailable
     │   └── UpstreamRejected     Triton answered with an error (e.g. non-finite action)
-    └── ContractError            the deployment contract is invalid (names the field)
 
 Third-party exceptions are converted where they enter (`raise UpstreamTimeout(...) from exc`).
 """
@@ -105,5 +105,8 @@ class UpstreamRejected(UpstreamError):
     reason = "rejected"
 
 
-class ContractError(RouterError):
+class ContractError(ClientError):
+    """Raised at start-up (the process refuses to serve) and on reload (the admin gets a 422)."""
+
     code = "invalid_contract"
+    http_status = 422

@@ -26,6 +26,9 @@ from router_service.route_health import RouteHealth
 REPLY_MARGIN_MS = 0.5
 # Below this an attempt is pointless: a reservation for the next route is skipped instead.
 MIN_ATTEMPT_MS = 1.0
+# The next route's reservation: its predicted (p90) latency with headroom, since a fallback that
+# arrives just late is as useless as none.
+RESERVE_FACTOR, RESERVE_EXTRA_MS = 1.25, 0.5
 
 Infer = Callable[[str, float], Awaitable[NDArray[np.float32]]]  # (route, timeout_s) -> action
 
@@ -33,7 +36,7 @@ Infer = Callable[[str, float], Awaitable[NDArray[np.float32]]]  # (route, timeou
 @dataclass
 class ForwardResult:
     route: str
-    action: NDArray[np.float32] | None  # None: hold (the caller fills in the contract's hold action)
+    action: NDArray[np.float32] | None  # None: hold (the caller fills in the hold action)
     upstream_ms: float
     fallback: str | None = None
     path: list[str] = field(default_factory=list)  # "route:outcome" per attempt
@@ -99,7 +102,8 @@ class Forwarder:
     def _attempt_timeout_s(self, route: str, nxt: str, deadline: float, reserve: bool) -> float:
         remaining_ms = (deadline - time.monotonic()) * 1000 - REPLY_MARGIN_MS
         if reserve and nxt != HOLD_ROUTE:
-            reserved = self.health[nxt].latency.predicted_ms()
+            reserved = (self.health[nxt].latency.predicted_ms() * RESERVE_FACTOR
+                        + RESERVE_EXTRA_MS)
             if remaining_ms - reserved >= MIN_ATTEMPT_MS:
                 remaining_ms -= reserved
         return max(remaining_ms, 0.0) / 1000
