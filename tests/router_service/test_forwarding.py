@@ -68,7 +68,8 @@ async def test_slow_specialist_leaves_budget_for_generalist() -> None:
     assert res.route == GEN and res.fallback == "timeout"
     # The specialist's attempt was cut short by the generalist's reservation (2 ms predicted).
     assert up.calls[0][1] * 1000 < 40 - 2.0
-    assert elapsed_ms < 40
+    # Not a timing test (shared machine): only that the 1 s specialist was not waited for.
+    assert elapsed_ms < 200
 
 
 async def test_everything_failing_ends_in_hold() -> None:
@@ -102,7 +103,7 @@ async def test_hedge_races_generalist_and_cancels_loser() -> None:
     await asyncio.sleep(0)  # let the cancellation land
     assert res.route == GEN and res.hedged and res.fallback == "hedge"
     assert SPEC in up.cancelled
-    assert (time.monotonic() - start) * 1000 < 50
+    assert (time.monotonic() - start) * 1000 < 150  # the 200 ms specialist was not awaited
 
 
 async def test_hedge_not_sent_when_primary_is_quick() -> None:
