@@ -23,12 +23,12 @@ from router_service.metrics import RouterMetrics
 from router_service.route_health import RouteHealth
 
 # Time kept back for writing the reply after the last upstream call.
-REPLY_MARGIN_MS = 0.5
+REPLY_MARGIN_MS = 1.0
 # Below this an attempt is pointless: a reservation for the next route is skipped instead.
 MIN_ATTEMPT_MS = 1.0
 # The next route's reservation: its predicted (p90) latency with headroom, since a fallback that
 # arrives just late is as useless as none.
-RESERVE_FACTOR, RESERVE_EXTRA_MS = 1.25, 0.5
+RESERVE_FACTOR, RESERVE_EXTRA_MS = 1.5, 1.0
 
 Infer = Callable[[str, float], Awaitable[NDArray[np.float32]]]  # (route, timeout_s) -> action
 

@@ -14,10 +14,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from router_service.classifier import TaskClassifier
 from router_service.contract import Contract, contract_from_json, load_contract
 from router_service.decision_log import DecisionLog
-from router_service.errors import ContractError
+from router_service.errors import ContractError, UpstreamError
 from router_service.forwarding import Forwarder
 from router_service.metrics import RouterMetrics
 from router_service.redis_store import RedisStore
@@ -86,6 +88,8 @@ class RouterRuntime:
         versions = {
             p.name: await self.upstream.policy_version(p.name) for p in contract.spec.policies
         }
+        for name in health.keys() - old.keys():
+            await self._warm_up(contract, name)
         hedging = contract.spec.routing.hedging
         active = ActiveContract(
             contract=contract,
@@ -102,6 +106,17 @@ class RouterRuntime:
         for route in health:
             self.metrics.circuit_open.labels(route=route).set(0)
         return active
+
+    async def _warm_up(self, contract: Contract, route: str) -> None:
+        """One call per new route before it takes traffic: a cold python-backend model answers
+        its first request tens of ms late, which would be some robot's missed deadline."""
+        state = np.zeros(contract.spec.state_dim, dtype=np.float32)
+        conditioning = (np.full(len(contract.task_names), 1 / len(contract.task_names),
+                                dtype=np.float32) if route == contract.generalist.name else None)
+        try:
+            await self.upstream.infer(route, state, conditioning, timeout_s=10.0)
+        except UpstreamError as exc:
+            log.warning("warm-up of %s failed: %s", route, exc)
 
     async def load_initial_contract(self) -> None:
         """The store's contract wins (replicas agree); else the file, which is then shared."""

@@ -7,6 +7,8 @@ dropped by whoever holds it first. tritonclient errors are converted here and no
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import tritonclient.grpc.aio as triton_aio
 from numpy.typing import NDArray
@@ -23,6 +25,7 @@ from router_service.errors import (
 OBSERVATION = "observation"
 TASK_VECTOR = "task_onehot"
 ACTION = "action"
+GRPC_DEADLINE_SLACK_S = 0.005
 
 
 def _convert(exc: InferenceServerException, model: str) -> UpstreamError:
@@ -59,13 +62,17 @@ class TritonUpstream:
             task.set_data_from_numpy(task_vector.reshape(1, -1))
             inputs.append(task)
         try:
-            result = await self._client.infer(
-                model,
-                inputs,
-                outputs=self._outputs,
-                client_timeout=timeout_s,
-                timeout=max(1, int(timeout_s * 1e6)),
-            )
+            # The event loop's timer, not the gRPC deadline, cuts the call: grpc.aio delivers
+            # an expired deadline 1-3 ms late here, which is a missed control tick. The gRPC
+            # deadline stays as a backstop and tells Triton when to stop.
+            async with asyncio.timeout(timeout_s):
+                result = await self._client.infer(
+                    model,
+                    inputs,
+                    outputs=self._outputs,
+                    client_timeout=timeout_s + GRPC_DEADLINE_SLACK_S,
+                    timeout=max(1, int(timeout_s * 1e6)),
+                )
         except InferenceServerException as exc:
             raise _convert(exc, model) from exc
         except TimeoutError as exc:

@@ -47,11 +47,11 @@ def contract_dict(artifacts: Path, table: Path, version: str = "test-1") -> dict
     tasks = list(manifest.tasks)
     policies: list[dict[str, Any]] = [
         {"name": "generalist", "kind": "generalist", "tasks": tasks, "ops_cost": 0.0,
-         "expected_latency_ms": 3.0}
+         "expected_latency_ms": 10.0}
     ]
     for task in tasks:
         policies.append({"name": "specialist_" + task.replace("-", "_"), "kind": "specialist",
-                         "tasks": [task], "ops_cost": 0.01, "expected_latency_ms": 3.0})
+                         "tasks": [task], "ops_cost": 0.01, "expected_latency_ms": 10.0})
     return {
         "version": version, "panel": "test", "state_dim": manifest.obs_dim,
         "action_dim": manifest.action_dim, "default_deadline_ms": 50,
