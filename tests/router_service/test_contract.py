@@ -11,8 +11,8 @@ import yaml
 
 from router_service.contract import load_contract
 from router_service.errors import ContractError
-from tests.router_service.conftest import calibration_table, contract_dict
 from tests.conftest import write_standin_artifacts
+from tests.router_service.conftest import calibration_table, contract_dict
 
 TASKS = ["reach-v3", "pick-place-v3", "peg-insert-side-v3"]
 
@@ -74,7 +74,7 @@ def test_not_yaml_is_refused(tmp_path: Path) -> None:
 def test_malformed_calibration_table(tmp_path: Path, artifacts: Path) -> None:
     path = write(tmp_path, artifacts)
     (tmp_path / "table.json").write_text('{"rows": "nope"}')
-    with pytest.raises(ContractError, match="calibration.table"):
+    with pytest.raises(ContractError, match=r"calibration\.table"):
         load_contract(path)
 
 
