@@ -91,18 +91,19 @@ class ActEngine:
         self.rt = runtime
         self._recent: dict[str, tuple[str, str, str]] = {}  # decision_id -> (task, route, lease)
 
-    def admit(self, received_at: float) -> None:
+    def admit(self) -> None:
         """Shed at once rather than queue work that will be late."""
         settings = self.rt.settings
         if self.rt.inflight >= settings.max_inflight:
             self.rt.metrics.shed.labels(reason="inflight").inc()
             raise Overloaded(f"{self.rt.inflight} requests in flight (limit "
                              f"{settings.max_inflight})", retry_after_ms=5.0, reason="inflight")
-        waited_ms = (time.monotonic() - received_at) * 1000
-        if waited_ms > settings.max_queue_age_ms:
+        lag_ms = self.rt.loop_lag.lag_ms
+        if lag_ms > settings.max_queue_age_ms:
             self.rt.metrics.shed.labels(reason="queue_age").inc()
-            raise Overloaded(f"request waited {waited_ms:.1f} ms before service",
-                             retry_after_ms=10.0, reason="queue_age")
+            raise Overloaded(f"requests wait {lag_ms:.1f} ms in the router's queue (limit "
+                             f"{settings.max_queue_age_ms} ms)", retry_after_ms=lag_ms * 2,
+                             reason="queue_age")
 
     async def act(self, req: ActInput) -> ActReply:
         active = self.rt.active  # one contract for the whole request

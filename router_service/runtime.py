@@ -31,6 +31,28 @@ from router_service.upstream import TritonUpstream
 log = logging.getLogger("router_service")
 
 
+class LoopLag:
+    """How late the event loop runs a callback that is due: the age of the router's queue.
+
+    asyncio has no visible request queue; when it is long, every ready callback (a request
+    handler included) starts late, and this lag is what a new request would wait. Peaks are
+    kept and decay, so a burst sheds load at once and recovery is not instant flapping.
+    """
+
+    def __init__(self, interval_s: float = 0.005, decay: float = 0.8) -> None:
+        self.interval_s = interval_s
+        self.decay = decay
+        self.lag_ms = 0.0
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(self.interval_s)
+            lag = max(0.0, (loop.time() - start - self.interval_s) * 1000)
+            self.lag_ms = max(lag, self.lag_ms * self.decay)
+
+
 @dataclass(frozen=True)
 class ActiveContract:
     contract: Contract
@@ -54,6 +76,7 @@ class RouterRuntime:
         self._active: ActiveContract | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.inflight = 0
+        self.loop_lag = LoopLag()
         self.triton_ready = False
 
     @property
@@ -191,7 +214,8 @@ class RouterRuntime:
         await self.refresh_health()
         await self.load_initial_contract()
         await self.refresh_health()
-        for coro in (self.decision_log.run(), self._watch_contract(), self._poll_health()):
+        for coro in (self.decision_log.run(), self._watch_contract(), self._poll_health(),
+                     self.loop_lag.run()):
             self._tasks.append(asyncio.create_task(coro))
 
     async def close(self) -> None:

@@ -29,7 +29,7 @@ class RouterSettings(BaseSettings):
 
     max_body_bytes: int = 64 * 1024
     max_inflight: int = 64
-    max_queue_age_ms: float = 5.0
+    max_queue_age_ms: float = 10.0  # shed when the event loop runs this late (queue age)
     readiness_cache_s: float = 1.0
     health_poll_s: float = 2.0
 

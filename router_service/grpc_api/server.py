@@ -65,7 +65,7 @@ class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignor
     async def _act(self, req: router_pb2.ActRequest, context: grpc.aio.ServicerContext,
                    received_at: float) -> ActReply:
         rt = self.engine.rt
-        self.engine.admit(received_at)
+        self.engine.admit()
         if not req.robot_id or not req.episode_id:
             raise InvalidRequest("robot_id and episode_id are required",
                                  field="robot_id" if not req.robot_id else "episode_id")

@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1", tags=["act"])
 )
 async def act(request: Request, engine: Engine, settings: Settings) -> Response:
     received_at = time.monotonic()
-    engine.admit(received_at)
+    engine.admit()
     body = parse_body(ActBody, await request.body(), settings.max_body_bytes)
     engine.rt.inflight += 1
     engine.rt.metrics.inflight.inc()
