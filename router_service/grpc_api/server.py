@@ -57,7 +57,7 @@ def _error(exc: RouterError) -> router_pb2.Error:
     )
 
 
-class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignore[misc]
+class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignore[misc,unused-ignore]
     def __init__(self, engine: ActEngine, settings: RouterSettings) -> None:
         self.engine = engine
         self.settings = settings
@@ -120,7 +120,7 @@ async def start_grpc_server(engine: ActEngine, settings: RouterSettings) -> grpc
         ("grpc.max_receive_message_length", settings.max_body_bytes),
         ("grpc.so_reuseport", 0),
     ])
-    router_pb2_grpc.add_PolicyRouterServicer_to_server(
+    router_pb2_grpc.add_PolicyRouterServicer_to_server(  # type: ignore[no-untyped-call,unused-ignore]
         PolicyRouterServicer(engine, settings), server
     )
     health_servicer = health.aio.HealthServicer()
