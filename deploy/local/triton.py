@@ -40,7 +40,11 @@ def prepare_python_backend(home: Path) -> None:
     stub = home / "python_backend_stubs" / version / "triton_python_backend_stub"
     target = home / "backends" / "python" / "triton_python_backend_stub"
     if not target.exists() or target.stat().st_size != stub.stat().st_size:
-        shutil.copy2(stub, target)
+        # Copy then rename: another session's tritonserver may be starting a stub from `target`
+        # right now, and writing into a running executable fails (ETXTBSY).
+        tmp = target.with_name(f".{target.name}.{os.getpid()}")
+        shutil.copy2(stub, tmp)
+        tmp.replace(target)
 
 
 def triton_process(
