@@ -145,6 +145,9 @@ def start_router(tmp_path: Path, triton: Any, contract_files: ContractFiles
             "ROUTER_HTTP_PORT": str(http_port), "ROUTER_GRPC_PORT": str(grpc_port),
             "ROUTER_API_KEYS": ROBOT_KEY, "ROUTER_ADMIN_KEY": ADMIN_KEY,
             "ROUTER_REPLICA_ID": f"router-{len(started)}",
+            # Tests share 2 cores with Triton and each other: a descheduled router shows loop
+            # lag that is not its own queue. Shedding on queue age is tested on its own.
+            "ROUTER_MAX_QUEUE_AGE_MS": "1000",
         })
         env.pop("REDIS_URL", None)
         if redis_url:

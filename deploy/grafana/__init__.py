@@ -1,0 +1,1 @@
+"""Grafana dashboards (generated from Python) and provisioning for the router stack."""

@@ -1,0 +1,1 @@
+"""Prometheus scrape configuration, recording and alerting rules for the router stack."""
