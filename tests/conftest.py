@@ -22,6 +22,9 @@ from deploy.local.triton import TritonPorts, triton_process
 from policies.repository import generate
 from policies.serving.manifest import Manifest, load_artifacts, task_id
 
+# Redis, contracts and router processes: shared by router, client, evaluation and deploy tests.
+pytest_plugins = ["tests.router_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CI_ARTIFACTS = REPO_ROOT / "build" / "models" / "ci"
 STANDIN_TASKS = ("reach-v3", "pick-place-v3", "peg-insert-side-v3")

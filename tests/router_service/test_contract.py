@@ -12,7 +12,7 @@ import yaml
 from router_service.contract import load_contract
 from router_service.errors import ContractError
 from tests.conftest import write_standin_artifacts
-from tests.router_service.conftest import calibration_table, contract_dict
+from tests.router_fixtures import calibration_table, contract_dict
 
 TASKS = ["reach-v3", "pick-place-v3", "peg-insert-side-v3"]
 

@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from router_client.proto import router_pb2, router_pb2_grpc
 
-from tests.router_service.conftest import ROBOT_KEY, RouterFactory
+from tests.router_fixtures import ROBOT_KEY, RouterFactory
 from tests.router_service.test_http_e2e import STATE
 
 pytestmark = [pytest.mark.slow, pytest.mark.triton]

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.router_service.conftest import (
+from tests.router_fixtures import (
     ADMIN_KEY,
     ROBOT_KEY,
     ContractFiles,

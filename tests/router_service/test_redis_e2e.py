@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.router_service.conftest import (
+from tests.router_fixtures import (
     ADMIN_KEY,
     ContractFiles,
     RedisServer,

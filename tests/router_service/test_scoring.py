@@ -11,7 +11,7 @@ import yaml
 from router_service.contract import HOLD_ROUTE, Contract, load_contract
 from router_service.scoring import decide, score_candidates
 from tests.conftest import write_standin_artifacts
-from tests.router_service.conftest import calibration_table, contract_dict
+from tests.router_fixtures import calibration_table, contract_dict
 
 TASKS = ["reach-v3", "pick-place-v3", "peg-insert-side-v3"]
 SPEC = "specialist_reach_v3"
