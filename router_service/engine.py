@@ -18,9 +18,11 @@ from numpy.typing import NDArray
 
 from router_service.contract import HOLD_ROUTE
 from router_service.errors import (
+    ClientError,
     DeadlineExpired,
     InvalidRequest,
     Overloaded,
+    RouterError,
     UnknownTask,
 )
 from router_service.forwarding import ForwardResult
@@ -29,6 +31,7 @@ from router_service.scoring import decide, score_candidates
 from router_service.store import StoreUnavailable
 
 MAX_BUDGET_MS = 60_000.0
+NO_ROUTE = "none"  # route label of requests refused before routing
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,12 @@ def _validated_state(active: ActiveContract, state: list[float]) -> NDArray[np.f
             field=f"observation.state[{int(bad[0])}]",
         )
     return array
+
+
+def reply_margin_ms(budget_ms: float) -> float:
+    """Kept back from the budget for writing the reply: timers and the scheduler run late by
+    about a millisecond on a busy host; a larger budget can afford to keep back more."""
+    return min(max(0.05 * budget_ms, 1.0), 5.0)
 
 
 def _budget_ms(active: ActiveContract, deadline_ms: float | None) -> float:
@@ -141,7 +150,7 @@ class ActEngine:
             conditioning = task_vector if route == contract.generalist.name else None
             return await self.rt.upstream.infer(route, state, conditioning, timeout_s)
 
-        result = await active.forwarder.forward(chain, deadline, infer)
+        result = await active.forwarder.forward(chain, deadline, infer, reply_margin_ms(budget_ms))
         action = (result.action.tolist() if result.action is not None
                   else list(contract.spec.routing.hold_action))
         done = time.monotonic()
@@ -243,6 +252,12 @@ class ActEngine:
 
     def recall(self, decision_id: str) -> tuple[str, str, str] | None:
         return self._recent.get(decision_id)
+
+    def count_refusal(self, exc: RouterError) -> None:
+        """Act requests that got no action: shed, rejected (client's fault) or failed."""
+        outcome = ("shed" if isinstance(exc, Overloaded)
+                   else "rejected" if isinstance(exc, ClientError) else "error")
+        self.rt.metrics.requests.labels(route=NO_ROUTE, outcome=outcome).inc()
 
     def _count(self, result: ForwardResult, met: bool, elapsed_s: float) -> None:
         m = self.rt.metrics

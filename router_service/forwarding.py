@@ -22,8 +22,6 @@ from router_service.errors import UpstreamError, UpstreamTimeout
 from router_service.metrics import RouterMetrics
 from router_service.route_health import RouteHealth
 
-# Time kept back for writing the reply after the last upstream call.
-REPLY_MARGIN_MS = 1.0
 # Below this an attempt is pointless: a reservation for the next route is skipped instead.
 MIN_ATTEMPT_MS = 1.0
 # The next route's reservation: its predicted (p90) latency with headroom, since a fallback that
@@ -49,7 +47,10 @@ class Forwarder:
     metrics: RouterMetrics
     hedge_delay_ms: float | None  # None: hedging off
 
-    async def forward(self, chain: list[str], deadline: float, infer: Infer) -> ForwardResult:
+    async def forward(self, chain: list[str], deadline: float, infer: Infer,
+                      reply_margin_ms: float = 1.0) -> ForwardResult:
+        """`reply_margin_ms` is kept back from the deadline for writing the reply."""
+        deadline -= reply_margin_ms / 1000
         result = ForwardResult(route=HOLD_ROUTE, action=None, upstream_ms=0.0)
         i = 0
         while i < len(chain):
@@ -88,7 +89,7 @@ class Forwarder:
             return "unhealthy"
         if not health.breaker.allows():
             return "circuit_open"
-        if (deadline - time.monotonic()) * 1000 - REPLY_MARGIN_MS < MIN_ATTEMPT_MS:
+        if (deadline - time.monotonic()) * 1000 < MIN_ATTEMPT_MS:
             return "no_budget"
         return None
 
@@ -100,7 +101,7 @@ class Forwarder:
         )
 
     def _attempt_timeout_s(self, route: str, nxt: str, deadline: float, reserve: bool) -> float:
-        remaining_ms = (deadline - time.monotonic()) * 1000 - REPLY_MARGIN_MS
+        remaining_ms = (deadline - time.monotonic()) * 1000
         if reserve and nxt != HOLD_ROUTE:
             reserved = (self.health[nxt].latency.predicted_ms() * RESERVE_FACTOR
                         + RESERVE_EXTRA_MS)
@@ -131,7 +132,7 @@ class Forwarder:
         self, primary: str, backup: str, deadline: float, infer: Infer, res: ForwardResult
     ) -> tuple[str, NDArray[np.float32]]:
         def budget_s() -> float:
-            return max(deadline - time.monotonic() - REPLY_MARGIN_MS / 1000, 0.0)
+            return max(deadline - time.monotonic(), 0.0)
 
         assert self.hedge_delay_ms is not None
         first = asyncio.ensure_future(self._call(primary, budget_s(), infer, res))

@@ -65,14 +65,21 @@ class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignor
     async def _act(self, req: router_pb2.ActRequest, context: grpc.aio.ServicerContext,
                    received_at: float) -> ActReply:
         rt = self.engine.rt
-        self.engine.admit()
-        if not req.robot_id or not req.episode_id:
-            raise InvalidRequest("robot_id and episode_id are required",
-                                 field="robot_id" if not req.robot_id else "episode_id")
+        try:
+            self.engine.admit()
+            if not req.robot_id or not req.episode_id:
+                raise InvalidRequest("robot_id and episode_id are required",
+                                     field="robot_id" if not req.robot_id else "episode_id")
+        except RouterError as exc:
+            self.engine.count_refusal(exc)
+            raise
         rt.inflight += 1
         rt.metrics.inflight.inc()
         try:
             return await self.engine.act(_to_input(req, context, received_at))
+        except RouterError as exc:
+            self.engine.count_refusal(exc)
+            raise
         finally:
             rt.inflight -= 1
             rt.metrics.inflight.dec()

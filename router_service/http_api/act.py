@@ -8,6 +8,7 @@ from dataclasses import asdict
 from fastapi import APIRouter, Request, Response
 
 from router_service.engine import ActInput
+from router_service.errors import RouterError
 from router_service.http_api.deps import Engine, RobotAuth, Settings
 from router_service.http_api.responses import FastJSON
 from router_service.http_api.schemas import ActBody, parse_body
@@ -23,8 +24,12 @@ router = APIRouter(prefix="/v1", tags=["act"])
 )
 async def act(request: Request, engine: Engine, settings: Settings) -> Response:
     received_at = time.monotonic()
-    engine.admit()
-    body = parse_body(ActBody, await request.body(), settings.max_body_bytes)
+    try:
+        engine.admit()
+        body = parse_body(ActBody, await request.body(), settings.max_body_bytes)
+    except RouterError as exc:
+        engine.count_refusal(exc)
+        raise
     engine.rt.inflight += 1
     engine.rt.metrics.inflight.inc()
     try:
@@ -32,6 +37,9 @@ async def act(request: Request, engine: Engine, settings: Settings) -> Response:
             robot_id=body.robot_id, episode_id=body.episode_id, task=body.task,
             state=body.observation.state, deadline_ms=body.deadline_ms, received_at=received_at,
         ))
+    except RouterError as exc:
+        engine.count_refusal(exc)
+        raise
     finally:
         engine.rt.inflight -= 1
         engine.rt.metrics.inflight.dec()
