@@ -1,0 +1,1 @@
+"""Robot policies: demonstrations, training, ONNX export and offline evaluation on Meta-World."""
