@@ -36,12 +36,13 @@ $(VENV_STAMP): requirements.lock pyproject.toml
 	@touch $@
 
 models: $(MODELS_STAMP)
-$(MODELS_STAMP): $(VENV_STAMP) $(shell find policies -name '*.py' -not -path '*/serving/*' 2>/dev/null)
+# The venv is order-only: reinstalling packages must not retrain the models.
+$(MODELS_STAMP): $(filter-out policies/repository.py,$(wildcard policies/*.py)) | $(VENV_STAMP)
 	$(BIN)/python -m policies.build --panel $(PANEL) --out $(ARTIFACTS)
 	@touch $@
 
 repository: $(REPO_STAMP)
-$(REPO_STAMP): $(MODELS_STAMP) $(shell find policies/serving -name '*.py' 2>/dev/null)
+$(REPO_STAMP): $(MODELS_STAMP) policies/repository.py $(wildcard policies/serving/*.py) | $(VENV_STAMP)
 	$(BIN)/python -m policies.repository --artifacts $(ARTIFACTS) --out model_repository
 	@touch $@
 
