@@ -24,12 +24,6 @@ import httpx
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
-from loadtest import httpx_import_fix
-
-# Not a tuning of the baseline: it removes a cost of this environment (sniffio missing) that a
-# typical deployment does not pay, so the comparison is about the design, not the install.
-httpx_import_fix.apply()
-
 ClientMode = Literal["per-request", "shared"]
 
 

@@ -10,7 +10,6 @@ let in-flight requests pile up (the moment a load test matters most):
   2-core box. So each robot gets its own `AsyncClient` (a keep-alive pool shared by all of that
   robot's requests, as a real robot would hold its own connections) keeping only a few idle
   connections: a burst opens extra connections (a localhost TCP handshake) and closes them after.
-- httpcore tries `import sniffio` on each lock it creates: see loadtest/httpx_import_fix.py.
 """
 
 from __future__ import annotations
@@ -19,10 +18,7 @@ import ssl
 
 import httpx
 
-from loadtest import httpx_import_fix
 from loadtest.scenario import Scenario
-
-httpx_import_fix.apply()
 
 # One pool per robot (as real robots each hold their own connections), up to this many; beyond,
 # robots share pools round-robin.
