@@ -57,7 +57,7 @@ test-fast: setup
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/mypy router_service clients/router_client
+	$(BIN)/mypy router_service clients/router_client loadtest
 
 clean:
 	rm -rf build results .run

@@ -8,6 +8,7 @@
     │   ├── PayloadTooLarge      body over the configured limit
     │   ├── Unauthorized         missing or wrong API key
     │   ├── Forbidden            a robot key on an admin endpoint
+    │   ├── ClientGone           the client hung up before its request was read (499)
     │   └── ContractError        the deployment contract is invalid (names the field)
     ├── Overloaded               shed at once instead of queueing late work (503 + retry hint)
     ├── UpstreamError            Triton did not give a usable answer (never reaches a client:
@@ -72,6 +73,11 @@ class Forbidden(ClientError):
     code = "forbidden"
     http_status = 403
     grpc_code = "PERMISSION_DENIED"
+
+
+class ClientGone(ClientError):
+    code = "client_disconnected"
+    http_status = 499  # nginx's "client closed request": nobody reads it, the metric counts it
 
 
 class Overloaded(RouterError):

@@ -87,10 +87,10 @@ class Forwarder:
         health = self.health[route]
         if not health.model_ready:
             return "unhealthy"
-        if not health.breaker.allows():
-            return "circuit_open"
         if (deadline - time.monotonic()) * 1000 < MIN_ATTEMPT_MS:
             return "no_budget"
+        if not health.breaker.acquire():
+            return "circuit_open"
         return None
 
     def _should_hedge(self, route: str, nxt: str) -> bool:
@@ -118,6 +118,9 @@ class Forwarder:
         except UpstreamError:
             health.breaker.record_failure()
             self.metrics.circuit_open.labels(route=route).set(int(health.breaker.is_open))
+            raise
+        except asyncio.CancelledError:
+            health.breaker.release()  # a hedge loser says nothing about the route's health
             raise
         finally:
             elapsed = time.perf_counter() - start

@@ -48,20 +48,36 @@ class LatencyEstimator:
 @dataclass
 class CircuitBreaker:
     """Closed → open after `threshold` consecutive failures; half-open after `open_s`, where one
-    request probes the route; a success closes it, a failure opens it again."""
+    request probes the route; a success closes it, a failure opens it again.
+
+    `available` only looks (the scorer asks it for every candidate); `acquire` takes the probe
+    slot and is called right before a real call, so scoring never uses up a probe. A probe that
+    never reports back (cancelled) frees its slot after another `open_s`.
+    """
 
     threshold: int
     open_s: float
     _failures: int = field(default=0, init=False)
     _opened_at: float | None = field(default=None, init=False)
-    _probing: bool = field(default=False, init=False)
+    _probe_started: float | None = field(default=None, init=False)
 
-    def allows(self, now: float | None = None) -> bool:
+    def _probe_free(self, now: float) -> bool:
+        assert self._opened_at is not None
+        if now - self._opened_at < self.open_s:
+            return False
+        return self._probe_started is None or now - self._probe_started >= self.open_s
+
+    def available(self, now: float | None = None) -> bool:
+        if self._opened_at is None:
+            return True
+        return self._probe_free(time.monotonic() if now is None else now)
+
+    def acquire(self, now: float | None = None) -> bool:
         if self._opened_at is None:
             return True
         now = time.monotonic() if now is None else now
-        if now - self._opened_at >= self.open_s and not self._probing:
-            self._probing = True  # half-open: let exactly this caller probe
+        if self._probe_free(now):
+            self._probe_started = now
             return True
         return False
 
@@ -72,13 +88,17 @@ class CircuitBreaker:
     def record_success(self) -> None:
         self._failures = 0
         self._opened_at = None
-        self._probing = False
+        self._probe_started = None
 
     def record_failure(self, now: float | None = None) -> None:
         self._failures += 1
-        if self._probing or self._failures >= self.threshold:
+        if self._probe_started is not None or self._failures >= self.threshold:
             self._opened_at = time.monotonic() if now is None else now
-            self._probing = False
+            self._probe_started = None
+
+    def release(self) -> None:
+        """A call that ended with no verdict (cancelled): let the next request probe."""
+        self._probe_started = None
 
 
 @dataclass
@@ -88,4 +108,4 @@ class RouteHealth:
     model_ready: bool = True  # from the background readiness poll of Triton
 
     def usable(self) -> bool:
-        return self.model_ready and self.breaker.allows()
+        return self.model_ready and self.breaker.available()

@@ -130,7 +130,7 @@ class RouterGrpcTarget:
 
     async def start(self) -> None:
         self._channel = grpc.aio.insecure_channel(self.url)
-        self._stub = router_pb2_grpc.PolicyRouterStub(self._channel)
+        self._stub = router_pb2_grpc.PolicyRouterStub(self._channel)  # type: ignore[no-untyped-call,unused-ignore]
 
     async def preflight(self) -> None:
         assert self._channel is not None

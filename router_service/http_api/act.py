@@ -11,7 +11,7 @@ from router_service.engine import ActInput
 from router_service.errors import RouterError
 from router_service.http_api.deps import Engine, RobotAuth, Settings
 from router_service.http_api.responses import FastJSON
-from router_service.http_api.schemas import ActBody, parse_body
+from router_service.http_api.schemas import ActBody, parse_body, read_body
 
 router = APIRouter(prefix="/v1", tags=["act"])
 
@@ -26,7 +26,8 @@ async def act(request: Request, engine: Engine, settings: Settings) -> Response:
     received_at = time.monotonic()
     try:
         engine.admit()
-        body = parse_body(ActBody, await request.body(), settings.max_body_bytes)
+        body = parse_body(ActBody, await read_body(request, settings.max_body_bytes),
+                      settings.max_body_bytes)
     except RouterError as exc:
         engine.count_refusal(exc)
         raise

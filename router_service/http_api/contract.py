@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from router_service.http_api.deps import AdminAuth, RobotAuth, Runtime, Settings
 from router_service.http_api.responses import FastJSON
-from router_service.http_api.schemas import ReloadBody, parse_body
+from router_service.http_api.schemas import ReloadBody, parse_body, read_body
 
 router = APIRouter(tags=["contract"])
 
@@ -20,7 +20,7 @@ async def get_contract(runtime: Runtime) -> Response:
 
 @router.post("/v1/admin/contract/reload", dependencies=[AdminAuth])
 async def reload_contract(request: Request, runtime: Runtime, settings: Settings) -> Response:
-    raw = await request.body()
+    raw = await read_body(request, settings.max_body_bytes)
     body = parse_body(ReloadBody, raw or b"{}", settings.max_body_bytes)
     contract = await runtime.reload_from_file(Path(body.path) if body.path else None)
     return FastJSON({"version": contract.version, "loaded_at": contract.loaded_at,

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 from router_service.feedback import FeedbackInput, record_feedback
 from router_service.http_api.deps import Engine, RobotAuth, Settings
 from router_service.http_api.responses import FastJSON
-from router_service.http_api.schemas import FeedbackBody, parse_body
+from router_service.http_api.schemas import FeedbackBody, parse_body, read_body
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
@@ -20,7 +20,8 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
         "application/json": {"schema": FeedbackBody.model_json_schema()}}}},
 )
 async def feedback(request: Request, engine: Engine, settings: Settings) -> Response:
-    body = parse_body(FeedbackBody, await request.body(), settings.max_body_bytes)
+    body = parse_body(FeedbackBody, await read_body(request, settings.max_body_bytes),
+                      settings.max_body_bytes)
     result = await record_feedback(engine, FeedbackInput(
         robot_id=body.robot_id, episode_id=body.episode_id, decision_id=body.decision_id,
         success=body.success, true_task=body.true_task,

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import ClientDisconnect, Request
 
-from router_service.errors import InvalidRequest, PayloadTooLarge
+from router_service.errors import ClientGone, InvalidRequest, PayloadTooLarge
 
 IdStr = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
 
@@ -41,6 +42,17 @@ class ReloadBody(Body):
 
 
 B = TypeVar("B", bound=Body)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing an oversized one before reading it when the length is declared."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body is {declared} bytes, limit {limit}", field="body")
+    try:
+        return await request.body()
+    except ClientDisconnect as exc:
+        raise ClientGone("client disconnected before its request was read") from exc
 
 
 def parse_body(model: type[B], raw: bytes, limit: int) -> B:
