@@ -9,7 +9,7 @@ import contextlib
 from collections import deque
 
 from router_service.metrics import RouterMetrics
-from router_service.store import RouterStore, StoreUnavailable
+from router_service.store import RouterStore, StoreHealth, StoreUnavailable
 
 
 class DecisionLog:
@@ -17,6 +17,7 @@ class DecisionLog:
         self,
         store: RouterStore,
         metrics: RouterMetrics,
+        health: StoreHealth,
         max_buffer: int = 200_000,
         batch_size: int = 512,
         interval_s: float = 0.02,
@@ -30,7 +31,7 @@ class DecisionLog:
         self._interval_s = interval_s
         self._retry_s = retry_s
         self._wakeup = asyncio.Event()
-        self.store_up = True
+        self.health = health
 
     def append(self, entry: dict[str, str]) -> None:
         if len(self._buffer) >= self._max_buffer:
@@ -79,5 +80,5 @@ class DecisionLog:
             self._metrics.decision_log_lost.inc(len(self._buffer))
 
     def _set_store_up(self, up: bool) -> None:
-        self.store_up = up
+        self.health.up = up
         self._metrics.redis_up.set(1 if up else 0)

@@ -28,7 +28,6 @@ from router_service.errors import (
 from router_service.forwarding import ForwardResult
 from router_service.runtime import ActiveContract, RouterRuntime
 from router_service.scoring import decide, score_candidates
-from router_service.store import StoreUnavailable
 
 MAX_BUDGET_MS = 60_000.0
 NO_ROUTE = "none"  # route label of requests refused before routing
@@ -132,7 +131,7 @@ class ActEngine:
             task, source, confidence = contract.task_names[best], "inferred", float(probs[best])
 
         lease_key = f"{req.robot_id}:{req.episode_id}"
-        lease = await self._get_lease(lease_key)
+        lease = await self.rt.leases.get(lease_key)
         sticky = lease.get("route") if lease and lease.get("task") == task else None
         remaining_ms = (deadline - time.monotonic()) * 1000
         predicted = {r: h.latency.predicted_ms() for r, h in active.health.items()}
@@ -213,18 +212,6 @@ class ActEngine:
                 chain.append(HOLD_ROUTE)
         return chain
 
-    async def _get_lease(self, key: str) -> dict[str, Any] | None:
-        raw = None
-        if self.rt.decision_log.store_up:
-            try:
-                raw = await self.rt.store.get_lease(key)
-            except StoreUnavailable:
-                self.rt.metrics.errors.labels(kind="store_unavailable").inc()
-                raw = await self.rt.local_leases.get_lease(key)
-        else:
-            raw = await self.rt.local_leases.get_lease(key)
-        return orjson.loads(raw) if raw else None
-
     async def _update_lease(self, key: str, lease: dict[str, Any] | None, task: str,
                             result: ForwardResult, sticky: str | None, met: bool) -> None:
         # Keep the route unless it failed or was late; re-write only when it changes or ages
@@ -237,13 +224,7 @@ class ActEngine:
         if lease and lease.get("route") == route and lease.get("task") == task and \
                 now - float(lease.get("at", 0)) < ttl / 2:
             return
-        value = orjson.dumps({"route": route, "task": task, "at": now}).decode()
-        await self.rt.local_leases.put_lease(key, value, ttl)
-        if self.rt.decision_log.store_up:
-            try:
-                await self.rt.store.put_lease(key, value, ttl)
-            except StoreUnavailable:
-                self.rt.metrics.errors.labels(kind="store_unavailable").inc()
+        await self.rt.leases.put(key, {"route": route, "task": task, "at": now}, ttl)
 
     def _remember(self, decision_id: str, task: str, route: str, lease_key: str) -> None:
         self._recent[decision_id] = (task, route, lease_key)

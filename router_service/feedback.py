@@ -6,8 +6,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import orjson
-
 from router_service.contract import HOLD_ROUTE
 from router_service.engine import ActEngine
 from router_service.errors import InvalidRequest, UnknownTask
@@ -45,17 +43,12 @@ async def record_feedback(engine: ActEngine, fb: FeedbackInput) -> dict[str, obj
     if routed is not None:
         routed_task, route = routed[0], routed[1]
     else:
-        lease_raw = None
-        try:
-            lease_raw = await rt.store.get_lease(f"{fb.robot_id}:{fb.episode_id}")
-        except StoreUnavailable:
-            lease_raw = await rt.local_leases.get_lease(f"{fb.robot_id}:{fb.episode_id}")
-        if lease_raw is None:
+        lease = await rt.leases.get(f"{fb.robot_id}:{fb.episode_id}")
+        if lease is None:
             raise InvalidRequest(
                 "no decision known for this decision_id or episode (expired or never routed "
                 "here)", field="decision_id" if fb.decision_id else "episode_id",
             )
-        lease = orjson.loads(lease_raw)
         routed_task, route = lease["task"], lease.get("route") or HOLD_ROUTE
     misrouted = fb.true_task is not None and fb.true_task != routed_task
     if misrouted:

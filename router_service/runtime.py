@@ -21,11 +21,12 @@ from router_service.contract import Contract, contract_from_json, load_contract
 from router_service.decision_log import DecisionLog
 from router_service.errors import ContractError, UpstreamError
 from router_service.forwarding import Forwarder
+from router_service.leases import EpisodeLeases
 from router_service.metrics import RouterMetrics
 from router_service.redis_store import RedisStore
 from router_service.route_health import CircuitBreaker, LatencyEstimator, RouteHealth
 from router_service.settings import RouterSettings
-from router_service.store import MemoryStore, RouterStore, StoreUnavailable
+from router_service.store import MemoryStore, RouterStore, StoreHealth, StoreUnavailable
 from router_service.upstream import TritonUpstream
 
 log = logging.getLogger("router_service")
@@ -70,9 +71,10 @@ class RouterRuntime:
         self.store: RouterStore = (
             RedisStore(settings.redis_url) if settings.redis_url else MemoryStore()
         )
-        self.local_leases = MemoryStore()  # stickiness while the shared store is away
         self.upstream = TritonUpstream(settings.triton_grpc_url)
-        self.decision_log = DecisionLog(self.store, self.metrics)
+        self.store_health = StoreHealth()
+        self.decision_log = DecisionLog(self.store, self.metrics, self.store_health)
+        self.leases = EpisodeLeases(self.store, self.metrics, self.store_health)
         self._active: ActiveContract | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.inflight = 0

@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 DECISION_LOG_MAXLEN = 100_000
@@ -18,6 +19,14 @@ DECISION_LOG_MAXLEN = 100_000
 
 class StoreUnavailable(Exception):
     """The shared store cannot be reached right now."""
+
+
+@dataclass
+class StoreHealth:
+    """Whether the shared store answered last time (the decision-log flusher finds out every
+    few ms). Hot-path users skip a store that is down instead of waiting for its timeout."""
+
+    up: bool = True
 
 
 class RouterStore(Protocol):

@@ -1,4 +1,7 @@
-"""FastAPI dependencies as `Annotated` aliases; tests override `get_runtime`/`get_engine`."""
+"""FastAPI dependencies as `Annotated` aliases; tests override `get_runtime`/`get_engine`.
+
+All are `async def` although none awaits: FastAPI runs a plain `def` dependency in a worker
+thread, a thread hop (and GIL hand-off) on every request of a latency-bound endpoint."""
 
 from __future__ import annotations
 
@@ -12,17 +15,17 @@ from router_service.runtime import RouterRuntime
 from router_service.settings import RouterSettings
 
 
-def get_runtime(request: Request) -> RouterRuntime:
+async def get_runtime(request: Request) -> RouterRuntime:
     runtime: RouterRuntime = request.app.state.runtime
     return runtime
 
 
-def get_engine(request: Request) -> ActEngine:
+async def get_engine(request: Request) -> ActEngine:
     engine: ActEngine = request.app.state.engine
     return engine
 
 
-def get_settings(request: Request) -> RouterSettings:
+async def get_settings(request: Request) -> RouterSettings:
     settings: RouterSettings = request.app.state.settings
     return settings
 
@@ -32,12 +35,12 @@ Engine = Annotated[ActEngine, Depends(get_engine)]
 Settings = Annotated[RouterSettings, Depends(get_settings)]
 
 
-def require_robot(request: Request) -> None:
-    check_robot_key(get_settings(request), request.headers.get("authorization"))
+async def require_robot(request: Request) -> None:
+    check_robot_key(request.app.state.settings, request.headers.get("authorization"))
 
 
-def require_admin(request: Request) -> None:
-    check_admin_key(get_settings(request), request.headers.get("authorization"))
+async def require_admin(request: Request) -> None:
+    check_admin_key(request.app.state.settings, request.headers.get("authorization"))
 
 
 RobotAuth = Depends(require_robot)
