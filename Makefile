@@ -11,13 +11,16 @@ SYS_STAMP := build/.system-deps
 MODELS_STAMP := $(ARTIFACTS)/.built
 REPO_STAMP := build/.repository-$(PANEL)
 
-.PHONY: help setup system-deps venv models repository up test test-fast lint typecheck clean
+.PHONY: help setup system-deps venv models repository gpu-repository up test test-fast lint \
+	loadtest bench clean
 
 help:
 	@echo "make up          serve Triton + Redis + router (Ctrl-C stops everything)"
 	@echo "make test        run the test suite against real tritonserver/redis/prometheus"
 	@echo "make models      collect demos, train, export ONNX for PANEL=$(PANEL)"
 	@echo "make lint        ruff + mypy --strict"
+	@echo "make loadtest    default open-loop fleet scenario against the stack (starts one if none)"
+	@echo "make bench       router vs direct Triton benchmark; writes docs/benchmarks.md"
 
 setup: venv system-deps
 
@@ -46,6 +49,10 @@ $(REPO_STAMP): $(MODELS_STAMP) policies/repository.py $(wildcard policies/servin
 	$(BIN)/python -m policies.repository --artifacts $(ARTIFACTS) --out model_repository
 	@touch $@
 
+gpu-repository: $(MODELS_STAMP)
+	$(BIN)/python -m policies.repository --artifacts $(ARTIFACTS) --flavour gpu \
+		--out deploy/gpu/model_repository
+
 up: setup repository
 	$(BIN)/python -m deploy.local.stack up --panel $(PANEL)
 
@@ -54,6 +61,15 @@ test: setup repository
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
+
+loadtest: setup repository
+	ROUTER_API_KEY=$${ROUTER_API_KEY:-dev-robot-key} $(BIN)/python -m deploy.local.stack exec \
+		--panel $(PANEL) --no-prometheus -- \
+		$(BIN)/python -m loadtest run loadtest/scenarios/default.yaml --target router
+
+bench: setup repository
+	$(BIN)/python -m loadtest.bench --out results/bench/$$(date -u +%Y%m%dT%H%M%SZ) \
+		--doc docs/benchmarks.md
 
 lint: venv
 	$(BIN)/ruff check .

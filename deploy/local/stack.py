@@ -6,6 +6,7 @@ and a curl example; stops everything it started, in reverse order, on Ctrl-C or 
 when any component dies.
 
     python -m deploy.local.stack up [--no-redis] [--no-prometheus] [--contract PATH]
+    python -m deploy.local.stack exec [options] -- COMMAND...   # e.g. a load test
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import argparse
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import threading
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from deploy.local.process import ManagedProcess, http_ok
@@ -63,11 +66,10 @@ def curl_example(http_port: int, key: str) -> str:
     )
 
 
-def up(args: argparse.Namespace) -> int:
+@contextmanager
+def running_stack(args: argparse.Namespace) -> Iterator[list[ManagedProcess]]:
+    """Start every component, print the endpoints, stop them all (reverse order) on exit."""
     ports = TritonPorts()
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     started: list[ManagedProcess] = []
     with ExitStack() as stack:
         def start(process: ManagedProcess) -> None:
@@ -98,30 +100,56 @@ def up(args: argparse.Namespace) -> int:
               f"gRPC 127.0.0.1:{args.grpc_port}  metrics /metrics")
         if prometheus_url:
             print(f"  Prometheus  {prometheus_url}")
-        print(f"\nTry:\n{curl_example(args.http_port, key)}\n\nCtrl-C stops everything.")
+        print(f"\nTry:\n{curl_example(args.http_port, key)}\n", flush=True)
+        yield started
+        print("\nstopping ...", flush=True)
+
+
+def up(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with running_stack(args) as started:
+        print("Ctrl-C stops everything.", flush=True)
         while not stop.wait(0.5):
             dead = [p for p in started if not p.running()]
             if dead:
                 print(f"\n{dead[0].name} exited:\n{dead[0].log_tail()}", file=sys.stderr)
                 return 1
-        print("\nstopping ...")
     return 0
+
+
+def exec_with_stack(args: argparse.Namespace) -> int:
+    """Run a command against the local stack: the running one if the router answers on its
+    port, else one started for the command and stopped after it."""
+    command = [c for c in args.cmd if c != "--"]
+    if not command:
+        print("exec: give a command after --", file=sys.stderr)
+        return 1
+    if http_ok(f"http://127.0.0.1:{args.http_port}/readyz"):
+        print(f"using the stack already running on port {args.http_port}", flush=True)
+        return subprocess.call(command)
+    with running_stack(args):
+        return subprocess.call(command)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the local stack")
     sub = parser.add_subparsers(dest="command", required=True)
-    cmd = sub.add_parser("up")
-    cmd.add_argument("--panel", default="ci", help="picks deploy/contracts/<panel>.yaml")
-    cmd.add_argument("--contract", type=Path, help="deployment contract (overrides --panel)")
-    cmd.add_argument("--http-port", type=int, default=8080)
-    cmd.add_argument("--grpc-port", type=int, default=50051)
-    cmd.add_argument("--redis-port", type=int, default=6379)
-    cmd.add_argument("--no-redis", action="store_true")
-    cmd.add_argument("--no-prometheus", action="store_true")
+    cmd = sub.add_parser("up", help="serve until Ctrl-C")
+    run = sub.add_parser("exec", help="run a command against the stack (started if not up)")
+    run.add_argument("cmd", nargs=argparse.REMAINDER)
+    for p in (cmd, run):
+        p.add_argument("--panel", default="ci", help="picks deploy/contracts/<panel>.yaml")
+        p.add_argument("--contract", type=Path, help="deployment contract (overrides --panel)")
+        p.add_argument("--http-port", type=int, default=8080)
+        p.add_argument("--grpc-port", type=int, default=50051)
+        p.add_argument("--redis-port", type=int, default=6379)
+        p.add_argument("--no-redis", action="store_true")
+        p.add_argument("--no-prometheus", action="store_true")
     args = parser.parse_args(argv)
     args.contract = args.contract or Path(f"deploy/contracts/{args.panel}.yaml")
-    return up(args)
+    return up(args) if args.command == "up" else exec_with_stack(args)
 
 
 if __name__ == "__main__":
