@@ -9,7 +9,6 @@ All episodes of a (task, policy) cell are stepped together with one batched forw
 from __future__ import annotations
 
 import csv
-import math
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -35,24 +34,11 @@ from policies.panel import (
     task_id,
 )
 from policies.train import NormStats
+from router_service.intervals import wilson_interval
 
-WILSON_Z = 1.959963984540054  # two-sided 95%
 COMBINED_POLICY = "generalist+classifier"
 EXPERT_POLICY = "expert"  # reference only: written to a separate file, never to the matrix
 CSV_COLUMNS = ("task", "policy", "episodes", "successes", "rate", "ci95_lo", "ci95_hi")
-
-
-def wilson_interval(successes: int, n: int, z: float = WILSON_Z) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    # At k = 0 or k = n one bound is exactly 0 or 1; floating point would miss it by 1 ulp.
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return (low, high)
 
 
 class MatrixRow(BaseModel):

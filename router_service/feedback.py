@@ -3,12 +3,12 @@ stale-calibration flag (observed success drifting outside the calibration table'
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from router_service.contract import HOLD_ROUTE
 from router_service.engine import ActEngine
 from router_service.errors import InvalidRequest, UnknownTask
+from router_service.intervals import wilson_interval
 from router_service.store import StoreUnavailable
 
 # Fewer feedback episodes than this cannot show drift with any confidence.
@@ -22,16 +22,6 @@ class FeedbackInput:
     decision_id: str | None
     success: bool
     true_task: str | None
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 async def record_feedback(engine: ActEngine, fb: FeedbackInput) -> dict[str, object]:
