@@ -11,8 +11,11 @@ import json
 import sys
 from pathlib import Path
 
-from deploy.grafana.dashboards import DASHBOARDS
 from deploy.grafana.model import render
+from deploy.grafana.router_dashboard import router_dashboard
+from deploy.grafana.triton_dashboard import triton_dashboard
+
+DASHBOARDS = {"router": router_dashboard, "triton": triton_dashboard}
 
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 
