@@ -6,6 +6,7 @@ HTTP and gRPC both build an `ActInput` and serialise the `ActReply`; nothing her
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import uuid
@@ -98,6 +99,7 @@ class ActEngine:
     def __init__(self, runtime: RouterRuntime) -> None:
         self.rt = runtime
         self._recent: dict[str, tuple[str, str, str]] = {}  # decision_id -> (task, route, lease)
+        self._writes: set[asyncio.Task[None]] = set()  # lease writes in flight (kept referenced)
 
     def admit(self) -> None:
         """Shed at once rather than queue work that will be late."""
@@ -160,7 +162,11 @@ class ActEngine:
             "total": round((done - req.received_at) * 1000, 3),
         }
         decision_id = uuid.uuid4().hex
-        await self._update_lease(lease_key, lease, task, result, sticky, met)
+        # The lease write (a store round trip) does not hold up the reply; the local cache
+        # has it before this episode's next step.
+        write = asyncio.create_task(self._update_lease(lease_key, lease, task, result, sticky, met))
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
         self._remember(decision_id, task, result.route, lease_key)
         self._count(result, met, done - req.received_at)
         self.rt.decision_log.append({
