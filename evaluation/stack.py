@@ -1,0 +1,208 @@
+"""The serving stack an evaluation talks to: its own (tritonserver with a fault-injectable model
+repository, redis-server, one router process at a time) or one already running.
+
+Every arm gets a fresh router process on its own Redis database: route latency estimates,
+circuit breakers, stickiness leases and feedback outcome counts are per-router state, and an
+arm that slowed a route or fed a wrong calibration table must not leak into the next arm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from deploy.local.process import ManagedProcess, free_port, http_ok
+from deploy.local.redis import redis_process
+from deploy.local.triton import TritonPorts, triton_process
+from policies.repository import generate
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REDIS_DATABASES = 16  # redis-server's default `databases`
+
+
+@dataclass(frozen=True)
+class RouterEndpoint:
+    http_url: str
+    grpc_target: str | None
+    robot_key: str
+    admin_key: str | None
+    contract_version: str
+
+
+@dataclass(frozen=True)
+class FaultFile:
+    """Writes `<fault_dir>/policy_<name>.json`, read by the python-backend policy on execute."""
+
+    fault_dir: Path
+
+    def set(self, policy_model: str, delay_ms: float = 0.0, delay_prob: float = 0.0,
+            fail_prob: float = 0.0) -> None:
+        spec = {"delay_ms": delay_ms, "delay_prob": delay_prob, "fail_prob": fail_prob}
+        tmp = self.fault_dir / f".{policy_model}.json.tmp"
+        tmp.write_text(json.dumps(spec))
+        tmp.replace(self.fault_dir / f"{policy_model}.json")  # never a half-written file
+
+    def clear(self) -> None:
+        for path in self.fault_dir.glob("policy_*.json"):
+            path.unlink()
+
+
+def _distinct_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+def contract_version(http_url: str, robot_key: str) -> str:
+    reply = httpx.get(f"{http_url}/v1/contract", timeout=5.0,
+                      headers={"Authorization": f"Bearer {robot_key}"})
+    reply.raise_for_status()
+    return str(reply.json()["spec"]["version"])
+
+
+def reload_contract(http_url: str, admin_key: str, path: Path) -> dict[str, object]:
+    """`POST /v1/admin/contract/reload` with a contract file the router can read."""
+    reply = httpx.post(f"{http_url}/v1/admin/contract/reload", timeout=30.0,
+                       headers={"Authorization": f"Bearer {admin_key}"},
+                       json={"path": str(path.resolve())})
+    if reply.status_code != 200:
+        raise RuntimeError(f"contract reload refused ({reply.status_code}): {reply.text}")
+    result: dict[str, object] = reply.json()
+    return result
+
+
+def scrape_metrics(http_url: str) -> str:
+    return httpx.get(f"{http_url}/metrics", timeout=5.0).text
+
+
+class OwnStack:
+    """tritonserver + redis-server started once per run; routers started per arm.
+
+    With `triton_grpc` (and the `fault_dir` its repository was generated with) an already
+    running tritonserver is used instead of starting one: the test suite's session server."""
+
+    def __init__(self, run_dir: Path, artifacts: Path, use_redis: bool = True,
+                 triton_grpc: str | None = None, fault_dir: Path | None = None) -> None:
+        self.run_dir = run_dir
+        self.artifacts = artifacts
+        self.faults = FaultFile(fault_dir or run_dir / "faults")
+        self._external_triton = triton_grpc
+        self.robot_key = secrets.token_hex(16)
+        self.admin_key = secrets.token_hex(16)
+        self._use_redis = use_redis and shutil.which("redis-server") is not None
+        self._triton: ManagedProcess | None = None
+        self._redis: ManagedProcess | None = None
+        self._redis_port = 0
+        self._triton_grpc = triton_grpc or ""
+        self._routers_started = 0
+
+    @property
+    def has_redis(self) -> bool:
+        return self._use_redis
+
+    def start(self) -> None:
+        self.faults.fault_dir.mkdir(parents=True, exist_ok=True)
+        if self._external_triton is None:
+            self._start_triton()
+        if self._use_redis:
+            self._redis_port = free_port()
+            self._redis = redis_process(self.run_dir / "redis", port=self._redis_port)
+            self._redis.start()
+
+    def _start_triton(self) -> None:
+        repository = self.run_dir / "model_repository"
+        generate(self.artifacts, repository, "cpu", self.faults.fault_dir)
+        http, grpc, metrics = _distinct_ports(3)
+        ports = TritonPorts(http=http, grpc=grpc, metrics=metrics)
+        self._triton_grpc = f"127.0.0.1:{grpc}"
+        self._triton = triton_process(repository, self.run_dir / "tritonserver.log", ports)
+        self._triton.start()
+
+    def stop(self) -> None:
+        for process in (self._redis, self._triton):
+            if process is not None:
+                process.stop()
+        self._redis = self._triton = None
+
+    def _fresh_redis_url(self) -> str | None:
+        if not self._use_redis:
+            return None
+        import redis  # the router's own dependency
+
+        db = 1 + self._routers_started % (REDIS_DATABASES - 1)
+        url = f"redis://127.0.0.1:{self._redis_port}/{db}"
+        # A router loads the store's contract before its file: start every arm from empty.
+        client = redis.Redis.from_url(url)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+        return url
+
+    @contextmanager
+    def router(self, contract: Path, name: str) -> Iterator[RouterEndpoint]:
+        http_port, grpc_port = _distinct_ports(2)
+        env = dict(os.environ)
+        env.update({
+            "ROUTER_CONTRACT_PATH": str(contract.resolve()),
+            "ROUTER_TRITON_GRPC_URL": self._triton_grpc,
+            "ROUTER_HTTP_PORT": str(http_port), "ROUTER_GRPC_PORT": str(grpc_port),
+            "ROUTER_API_KEYS": self.robot_key, "ROUTER_ADMIN_KEY": self.admin_key,
+            "ROUTER_REPLICA_ID": f"eval-{name}",
+        })
+        env.pop("REDIS_URL", None)
+        redis_url = self._fresh_redis_url()
+        if redis_url:
+            env["REDIS_URL"] = redis_url
+        self._routers_started += 1
+        process = ManagedProcess(
+            name=f"router-{name}", argv=[sys.executable, "-m", "router_service"],
+            ready=lambda: http_ok(f"http://127.0.0.1:{http_port}/readyz"),
+            log_path=self.run_dir / f"router-{name}.log", env=env, cwd=REPO_ROOT,
+            startup_timeout_s=120.0,
+        )
+        with process:
+            url = f"http://127.0.0.1:{http_port}"
+            yield RouterEndpoint(url, f"127.0.0.1:{grpc_port}", self.robot_key, self.admin_key,
+                                 contract_version(url, self.robot_key))
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    """A stack someone else started: arms switch contracts by reload, and the original contract
+    is reloaded at the end. Router state (latency estimates, outcome counts) is shared by the
+    arms here, which the report says."""
+
+    http_url: str
+    grpc_target: str | None
+    robot_key: str
+    admin_key: str | None
+    fault_dir: Path | None
+
+    @property
+    def faults(self) -> FaultFile | None:
+        return FaultFile(self.fault_dir) if self.fault_dir else None
+
+    def original_contract(self) -> Path:
+        reply = httpx.get(f"{self.http_url}/v1/contract", timeout=5.0,
+                          headers={"Authorization": f"Bearer {self.robot_key}"})
+        reply.raise_for_status()
+        return Path(reply.json()["source_path"])
+
+    @contextmanager
+    def router(self, contract: Path, name: str) -> Iterator[RouterEndpoint]:
+        if self.admin_key is None:
+            raise RuntimeError(f"arm {name}: switching contracts needs --admin-key")
+        reload_contract(self.http_url, self.admin_key, contract)
+        yield RouterEndpoint(self.http_url, self.grpc_target, self.robot_key, self.admin_key,
+                             contract_version(self.http_url, self.robot_key))
