@@ -12,13 +12,15 @@ MODELS_STAMP := $(ARTIFACTS)/.built
 REPO_STAMP := build/.repository-$(PANEL)
 
 .PHONY: help setup system-deps venv models repository gpu-repository up test test-fast lint \
-	loadtest bench clean
+	loadtest bench demo eval clean
 
 help:
 	@echo "make up          serve Triton + Redis + router (Ctrl-C stops everything)"
 	@echo "make test        run the test suite against real tritonserver/redis/prometheus"
 	@echo "make models      collect demos, train, export ONNX for PANEL=$(PANEL)"
 	@echo "make lint        ruff + mypy --strict"
+	@echo "make demo        short closed-loop evaluation of the ci panel through the router"
+	@echo "make eval        full closed-loop evaluation (PANEL=ci|mt10, EPISODES=20)"
 	@echo "make loadtest    default open-loop fleet scenario against the stack (starts one if none)"
 	@echo "make bench       router vs direct Triton benchmark; writes docs/benchmarks.md"
 
@@ -70,6 +72,16 @@ loadtest: setup repository
 bench: setup repository
 	$(BIN)/python -m loadtest.bench --out results/bench/$$(date -u +%Y%m%dT%H%M%SZ) \
 		--doc docs/benchmarks.md
+
+EPISODES ?= 20
+
+demo: setup models
+	$(BIN)/python -m evaluation run --panel ci --episodes 5 \
+		--out results/eval/demo-$$(date -u +%Y%m%dT%H%M%SZ)
+
+eval: setup models
+	$(BIN)/python -m evaluation run --panel $(PANEL) --episodes $(EPISODES) \
+		--out results/eval/$(PANEL)-$$(date -u +%Y%m%dT%H%M%SZ)
 
 lint: venv
 	$(BIN)/ruff check .
