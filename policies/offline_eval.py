@@ -34,9 +34,10 @@ from policies.panel import (
     task_id,
 )
 from policies.train import NormStats
+from router_service.contract import INFERRED_GENERALIST_ROW
 from router_service.intervals import wilson_interval
 
-COMBINED_POLICY = "generalist+classifier"
+COMBINED_POLICY = INFERRED_GENERALIST_ROW  # the router reads this row for inferred tasks
 EXPERT_POLICY = "expert"  # reference only: written to a separate file, never to the matrix
 CSV_COLUMNS = ("task", "policy", "episodes", "successes", "rate", "ci95_lo", "ci95_hi")
 

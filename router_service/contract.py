@@ -19,6 +19,9 @@ from router_service.errors import ContractError
 
 RouteKind = Literal["generalist", "specialist"]
 HOLD_ROUTE = "hold"
+# Calibration-table row of the generalist conditioned on the *inferred* task (classifier
+# probabilities): what the generalist is worth when the robot does not say its task.
+INFERRED_GENERALIST_ROW = "generalist+classifier"
 
 
 class Frozen(BaseModel):
@@ -162,6 +165,18 @@ class Contract(Frozen):
 
     def policy(self, name: str) -> PolicySpec:
         return next(p for p in self.spec.policies if p.name == name)
+
+    def calibration_row(self, task: str, route: str, inferred: bool) -> CalibrationRow | None:
+        """The table row that predicts `route` on `task`; an inferred task reads the generalist's
+        inferred-task row where the table has one."""
+        names = [route]
+        if inferred and route == self.generalist.name:
+            names.insert(0, INFERRED_GENERALIST_ROW)
+        for name in names:
+            for row in self.calibration.rows:
+                if row.task == task and row.policy == name:
+                    return row
+        return None
 
     def classifier_paths(self) -> tuple[Path, Path]:
         base = Path(self.source_path).parent

@@ -45,6 +45,15 @@ class ActInput:
 
 
 @dataclass(frozen=True)
+class RoutedTask:
+    """What feedback needs to know about a decision: the task acted on, and the route."""
+
+    task: str
+    source: str  # "declared" | "inferred"
+    route: str
+
+
+@dataclass(frozen=True)
 class ActReply:
     action: list[float]
     route: str
@@ -98,7 +107,7 @@ def _budget_ms(active: ActiveContract, deadline_ms: float | None) -> float:
 class ActEngine:
     def __init__(self, runtime: RouterRuntime) -> None:
         self.rt = runtime
-        self._recent: dict[str, tuple[str, str, str]] = {}  # decision_id -> (task, route, lease)
+        self._recent: dict[str, RoutedTask] = {}
         self._writes: set[asyncio.Task[None]] = set()  # lease writes in flight (kept referenced)
 
     def admit(self) -> None:
@@ -138,7 +147,8 @@ class ActEngine:
         remaining_ms = (deadline - time.monotonic()) * 1000
         predicted = {r: h.latency.predicted_ms() for r, h in active.health.items()}
         usable = {r: h.usable() for r, h in active.health.items()}
-        candidates = score_candidates(contract, task, remaining_ms, predicted, usable)
+        candidates = score_candidates(contract, task, remaining_ms, predicted, usable,
+                                      inferred=probs is not None)
         decision = decide(contract, candidates, confidence, sticky)
         self.rt.metrics.decisions.labels(task=task, route=decision.route,
                                          reason=decision.reason).inc()
@@ -164,10 +174,11 @@ class ActEngine:
         decision_id = uuid.uuid4().hex
         # The lease write (a store round trip) does not hold up the reply; the local cache
         # has it before this episode's next step.
-        write = asyncio.create_task(self._update_lease(lease_key, lease, task, result, sticky, met))
+        routed = RoutedTask(task, source, result.route)
+        write = asyncio.create_task(self._update_lease(lease_key, lease, routed, sticky, met))
         self._writes.add(write)
         write.add_done_callback(self._writes.discard)
-        self._remember(decision_id, task, result.route, lease_key)
+        self._remember(decision_id, routed)
         self._count(result, met, done - req.received_at)
         self.rt.decision_log.append({
             "decision_id": decision_id, "ts": f"{time.time():.6f}",
@@ -218,26 +229,27 @@ class ActEngine:
                 chain.append(HOLD_ROUTE)
         return chain
 
-    async def _update_lease(self, key: str, lease: dict[str, Any] | None, task: str,
-                            result: ForwardResult, sticky: str | None, met: bool) -> None:
+    async def _update_lease(self, key: str, lease: dict[str, Any] | None, routed: RoutedTask,
+                            sticky: str | None, met: bool) -> None:
         # Keep the route unless it failed or was late; re-write only when it changes or ages
         # past half its TTL.
-        route = result.route if result.route != HOLD_ROUTE and met else None
+        route = routed.route if routed.route != HOLD_ROUTE and met else None
         if route is None and sticky is None:
             return
         now = time.time()
         ttl = self.rt.active.contract.spec.routing.sticky_ttl_s
-        if lease and lease.get("route") == route and lease.get("task") == task and \
+        if lease and lease.get("route") == route and lease.get("task") == routed.task and \
                 now - float(lease.get("at", 0)) < ttl / 2:
             return
-        await self.rt.leases.put(key, {"route": route, "task": task, "at": now}, ttl)
+        value = {"route": route, "task": routed.task, "source": routed.source, "at": now}
+        await self.rt.leases.put(key, value, ttl)
 
-    def _remember(self, decision_id: str, task: str, route: str, lease_key: str) -> None:
-        self._recent[decision_id] = (task, route, lease_key)
+    def _remember(self, decision_id: str, routed: RoutedTask) -> None:
+        self._recent[decision_id] = routed
         if len(self._recent) > 50_000:
             self._recent.pop(next(iter(self._recent)))
 
-    def recall(self, decision_id: str) -> tuple[str, str, str] | None:
+    def recall(self, decision_id: str) -> RoutedTask | None:
         return self._recent.get(decision_id)
 
     def count_refusal(self, exc: RouterError) -> None:

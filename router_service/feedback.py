@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from router_service.contract import HOLD_ROUTE
-from router_service.engine import ActEngine
+from router_service.contract import HOLD_ROUTE, CalibrationRow
+from router_service.engine import ActEngine, RoutedTask
 from router_service.errors import InvalidRequest, UnknownTask
 from router_service.intervals import wilson_interval
 from router_service.store import StoreUnavailable
@@ -30,39 +30,39 @@ async def record_feedback(engine: ActEngine, fb: FeedbackInput) -> dict[str, obj
     if fb.true_task is not None and fb.true_task not in rt.active.task_index:
         raise UnknownTask(fb.true_task, contract.task_names)
     routed = engine.recall(fb.decision_id) if fb.decision_id else None
-    if routed is not None:
-        routed_task, route = routed[0], routed[1]
-    else:
+    if routed is None:
         lease = await rt.leases.get(f"{fb.robot_id}:{fb.episode_id}")
         if lease is None:
             raise InvalidRequest(
                 "no decision known for this decision_id or episode (expired or never routed "
                 "here)", field="decision_id" if fb.decision_id else "episode_id",
             )
-        routed_task, route = lease["task"], lease.get("route") or HOLD_ROUTE
-    misrouted = fb.true_task is not None and fb.true_task != routed_task
+        routed = RoutedTask(lease["task"], lease.get("source", "declared"),
+                            lease.get("route") or HOLD_ROUTE)
+    misrouted = fb.true_task is not None and fb.true_task != routed.task
     if misrouted:
         assert fb.true_task is not None
-        rt.metrics.misroutes.labels(true_task=fb.true_task, routed_task=routed_task).inc()
-    task = fb.true_task or routed_task
+        rt.metrics.misroutes.labels(true_task=fb.true_task, routed_task=routed.task).inc()
     stale = None
-    if route != HOLD_ROUTE:
-        try:
-            wins, total = await rt.store.record_outcome(task, route, fb.success)
-            stale = _stale(engine, task, route, wins, total)
-        except StoreUnavailable:
-            rt.metrics.errors.labels(kind="store_unavailable").inc()
-    return {"accepted": True, "misrouted": misrouted, "routed_task": routed_task,
-            "route": route, "calibration_stale": stale}
+    if routed.route != HOLD_ROUTE:
+        row = contract.calibration_row(fb.true_task or routed.task, routed.route,
+                                       inferred=routed.source == "inferred")
+        if row is not None:
+            try:
+                wins, total = await rt.store.record_outcome(row.task, row.policy, fb.success)
+                stale = _stale(engine, row, wins, total)
+            except StoreUnavailable:
+                rt.metrics.errors.labels(kind="store_unavailable").inc()
+    return {"accepted": True, "misrouted": misrouted, "routed_task": routed.task,
+            "route": routed.route, "calibration_stale": stale}
 
 
-def _stale(engine: ActEngine, task: str, route: str, wins: int, total: int) -> bool | None:
-    rows = [r for r in engine.rt.active.contract.calibration.rows
-            if r.task == task and r.policy == route]
-    if not rows or total < MIN_EPISODES_FOR_STALENESS:
+def _stale(engine: ActEngine, row: CalibrationRow, wins: int, total: int) -> bool | None:
+    """Observed success outside the table's interval (neither interval overlaps the other)."""
+    if total < MIN_EPISODES_FOR_STALENESS:
         return None
-    table_lo, table_hi = rows[0].ci95
+    table_lo, table_hi = row.ci95
     seen_lo, seen_hi = wilson_interval(wins, total)
     stale = seen_hi < table_lo or seen_lo > table_hi
-    engine.rt.metrics.calibration_stale.labels(task=task, policy=route).set(int(stale))
+    engine.rt.metrics.calibration_stale.labels(task=row.task, policy=row.policy).set(int(stale))
     return stale

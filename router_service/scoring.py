@@ -30,11 +30,10 @@ class Decision:
     candidates: tuple[Candidate, ...]
 
 
-def calibrated_success(contract: Contract, task: str, policy: str) -> float:
-    for row in contract.calibration.rows:
-        if row.task == task and row.policy == policy:
-            return row.rate
-    return contract.spec.calibration.prior_success
+def calibrated_success(contract: Contract, task: str, policy: str, inferred: bool = False
+                       ) -> float:
+    row = contract.calibration_row(task, policy, inferred)
+    return row.rate if row is not None else contract.spec.calibration.prior_success
 
 
 def score_candidates(
@@ -43,13 +42,14 @@ def score_candidates(
     budget_ms: float,
     predicted_ms: dict[str, float],
     usable: dict[str, bool],
+    inferred: bool = False,
 ) -> tuple[Candidate, ...]:
     objective = contract.spec.objective
     out = []
     for policy in contract.spec.policies:
         if task not in policy.tasks:
             continue
-        success = calibrated_success(contract, task, policy.name)
+        success = calibrated_success(contract, task, policy.name, inferred)
         latency = predicted_ms.get(policy.name, policy.expected_latency_ms)
         score = (
             success

@@ -92,3 +92,21 @@ def test_nothing_fits_tries_generalist_then_hold(strong_specialist: Contract) ->
         "generalist", "no_route_fits_budget")
     down = {SPEC: False, "generalist": False}
     assert choose(strong_specialist, usable=down) == (HOLD_ROUTE, "no_usable_route")
+
+
+def test_inferred_task_reads_the_generalists_inferred_row(tmp_path: Path) -> None:
+    artifacts = write_standin_artifacts(tmp_path / "a")
+    table = calibration_table(TASKS, specialist=0.9, generalist=0.9)
+    table["rows"].append({"task": "reach-v3", "policy": "generalist+classifier", "episodes": 30,
+                          "successes": 12, "rate": 0.4, "ci95": [0.25, 0.58]})
+    (tmp_path / "t.json").write_text(json.dumps(table))
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(contract_dict(artifacts, tmp_path / "t.json")))
+    contract = load_contract(path)
+    declared = {c.route: c.success for c in score_candidates(contract, "reach-v3", 20.0, {}, {})}
+    inferred = {c.route: c.success
+                for c in score_candidates(contract, "reach-v3", 20.0, {}, {}, inferred=True)}
+    assert declared["generalist"] == 0.9 and inferred["generalist"] == 0.4
+    assert inferred[SPEC] == declared[SPEC] == 0.9
+    # no inferred row for this task: the declared-task row stands
+    assert contract.calibration_row("pick-place-v3", "generalist", inferred=True).rate == 0.9
