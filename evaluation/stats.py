@@ -5,21 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-WILSON_Z = 1.959963984540054  # two-sided 95%
+from router_service.intervals import WILSON_Z, wilson_interval
 
-
-def wilson_interval(successes: int, n: int, z: float = WILSON_Z) -> tuple[float, float]:
-    """Wilson score interval; (0, 1) when there is no data (nothing is known)."""
-    if n < 0 or successes < 0 or successes > n:
-        raise ValueError(f"need 0 <= successes <= n, got {successes}/{n}")
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
+__all__ = ["WILSON_Z", "ecdf", "newcombe_difference", "percentile", "rate", "wilson_interval"]
 
 def newcombe_difference(
     successes_a: int, n_a: int, successes_b: int, n_b: int, z: float = WILSON_Z
