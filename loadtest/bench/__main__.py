@@ -1,0 +1,3 @@
+from loadtest.bench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,296 @@
+"""The Markdown benchmark page, rendered from one run's `summary.json` and nothing else.
+
+Every number on the page is read from the summary, so the page and the raw results cannot
+disagree; a section whose step failed says so instead of showing numbers from elsewhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from loadtest.bench.profile import format_markdown
+from loadtest.bench.targets import verdict_word
+
+REPO = Path(__file__).resolve().parents[2]
+LAT_KEYS = ("p50", "p90", "p99", "p99.9", "max")
+PATH_NAMES = {"direct-grpc": "direct Triton (KServe gRPC)", "router-http": "router (HTTP)",
+              "router-grpc": "router (gRPC)"}
+
+
+def num(x: Any, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def pct(x: Any, digits: int = 1) -> str:
+    return "-" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def _measured(t: dict[str, Any]) -> str:
+    m = t["measured"]
+    return pct(m) if t["unit"] == "share" else ("-" if m is None else f"{m:.2f}x")
+
+
+def _missing(summary: dict[str, Any], step: str) -> str:
+    errs = [e["error"].splitlines()[0] for e in summary.get("errors", []) if e["step"] == step]
+    return f"_Not measured: {errs[0]}_" if errs else "_Not measured in this run._"
+
+
+def header(s: dict[str, Any]) -> list[str]:
+    m = s["machine"]
+    sla = s["sla"]
+    lines = ["# Benchmarks: the router against direct Triton", ""]
+    if s.get("quick"):
+        lines += ["> **Smoke run (`--quick`)**: every step was shortened to seconds. These numbers "
+                  "check the pipeline, they are not a benchmark.", ""]
+    lines += [
+        f"Run on **{m['date_utc'][:10]}** ({m['date_utc']}), generated from that run's "
+        "`summary.json` by `loadtest/bench/doc.py`: every number on this page comes from that "
+        "one run. Rerun the command to refresh it; do not edit the numbers by hand.",
+        "",
+        "```bash",
+        s["command"],
+        "```",
+        "",
+        f"SLA used throughout (the shipped default scenario): **{sla['quantile_within_budget']:g}"
+        f" of requests answered OK within {sla['budget_ms']:g} ms** of their scheduled send "
+        f"time (open loop, latency from the schedule; errors, sheds and `hold` answers count as "
+        f"misses), robots at {sla['control_hz']:g} Hz with a {sla['deadline_ms']:g} ms deadline, "
+        "every task declared (so the router sends each request to `specialist_<task>`, the "
+        "ensemble the direct path calls). Capacity is in robots x "
+        f"{sla['control_hz']:g} Hz = requests per second.",
+        "",
+        "## Machine",
+        "",
+        "| fact | value |",
+        "|---|---|",
+        f"| CPU | {m.get('cpu_model')} ({m.get('nproc')} cores visible, "
+        f"{m.get('sched_affinity_cpus')} usable) |",
+        f"| memory | {m.get('memory_gib')} GiB |",
+        f"| kernel, Python | {m.get('kernel')}, {m.get('python')} |",
+        f"| git commit | `{m.get('git_commit')}`"
+        + (" (with uncommitted changes)" if m.get("git_dirty") else "") + " |",
+        f"| load average before (1/5/15 min) | {m.get('load_average_before')} |",
+        f"| load average after | {m.get('load_average_after')} |",
+        f"| other processes before (pgrep -f) | {m.get('other_processes_before')} |",
+        "",
+        "Generator, router, Triton (python backend, CPU) and Redis all share these cores: "
+        "each path's numbers include the load generator's own CPU use, and that use differs by "
+        "transport (the HTTP generator, httpx, costs more CPU per request than the gRPC one, "
+        "so an HTTP path competes with a heavier client than a gRPC path does).",
+    ]
+    wait = s.get("wait")
+    if wait:
+        state = ("quiet" if wait["quiet"] else
+                 "**not quiet** (gave up waiting; the load above was present during the run)")
+        lines += ["", f"Waited {wait['waited_s'] / 60:.1f} min for a quiet machine: {state}."]
+    return lines
+
+
+def targets_section(s: dict[str, Any]) -> list[str]:
+    lines = ["", "## Targets (issue 5)", "", "| target | goal | measured | verdict |",
+             "|---|---|---:|---|"]
+    for t in s.get("targets", []):
+        name = t["name"] if t["primary"] else f"{t['name']} (secondary)"
+        lines.append(f"| {name} | {t['goal']} | {_measured(t)} | "
+                     f"{'**' + verdict_word(t['met']) + '**' if t['met'] is not True else 'met'}"
+                     " |")
+    missed = [t["name"] for t in s.get("targets", []) if t["met"] is False]
+    unmeasured = [t["name"] for t in s.get("targets", []) if t["met"] is None]
+    lines.append("")
+    lines.append("Missed in this run: " + ", ".join(missed) + "." if missed
+                 else "No measured target was missed in this run.")
+    if unmeasured:
+        lines.append("Not measured: " + ", ".join(unmeasured) + ".")
+    return lines
+
+
+def capacity_section(s: dict[str, Any]) -> list[str]:
+    cap = s.get("capacity")
+    lines = ["", "## Capacity", ""]
+    if not cap:
+        return [*lines, _missing(s, "capacity")]
+    direct = (cap.get("direct-grpc") or {}).get("req_per_s")
+    lines += ["| path | robots x 50 Hz | requests/s | share of direct |", "|---|---:|---:|---:|"]
+    for path, c in cap.items():
+        share = c["req_per_s"] / direct if direct else None
+        lines.append(f"| {PATH_NAMES.get(path, path)} | {c['robots']} | "
+                     f"{num(c['req_per_s'], 0)} | {pct(share)} |")
+    first = next(iter(cap.values()))
+    lines += ["", f"Search: fleet doubled from the start until a step failed, then bisected to "
+              f"{first['resolution_robots']} robot(s); each step a fresh {first['step_s']:g} s "
+              "run (ramp excluded). Short steps are noisy near the knee: the steps are below.",
+              ""]
+    for path, c in cap.items():
+        lines += [f"<details><summary>{PATH_NAMES.get(path, path)}: steps</summary>", "",
+                  "| robots | offered/s | ok/s | p50 | p99 | p99.9 | within budget | errors "
+                  "| generator lag p99 | verdict |", "|---:|---:|---:|---:|---:|---:|---:|---:|"
+                  "---:|---|"]
+        for st in sorted(c["steps"], key=lambda x: x["robots"]):
+            lines.append(
+                f"| {st['robots']} | {num(st['offered_rate_hz'], 0)} | "
+                f"{num(st['achieved_rate_hz'], 0)} | {num(st['p50_ms'])} | {num(st['p99_ms'])} |"
+                f" {num(st['p99.9_ms'])} | {pct(st['fraction_within_budget'], 2)} | "
+                f"{st['errors']} | {num(st['generator_lag_p99_ms'])}"
+                f"{' (late)' if st['generator_late'] else ''} | "
+                f"{'PASS' if st['pass'] else 'FAIL'} |")
+        lines += ["", "</details>", ""]
+    return lines
+
+
+def latency_table(rows: list[dict[str, Any]], ratios: bool) -> list[str]:
+    head = "| run | requests | " + " | ".join(f"{k} ms" for k in LAT_KEYS)
+    head += " | within budget | errors |"
+    lines = [head, "|---|---:|" + "---:|" * (len(LAT_KEYS) + 2)]
+    for r in rows:
+        lat = r["latency_ms"]
+        errs = ", ".join(f"{k} {v}" for k, v in r["errors_by_kind"].items()) or "0"
+        lines.append(f"| {PATH_NAMES.get(r['name'], r['name'])} | {r['requests']} | "
+                     + " | ".join(num(lat.get(k)) for k in LAT_KEYS)
+                     + f" | {pct(r['fraction_within_budget'], 2)} | {errs} |")
+        if ratios and r.get("ratio_to_direct"):
+            lines.append("| &nbsp;&nbsp;x direct | | " + " | ".join(
+                "-" if r["ratio_to_direct"].get(k) is None else f"{r['ratio_to_direct'][k]:.2f}x"
+                for k in LAT_KEYS) + " | | |")
+    return lines
+
+
+def _overhead(s: dict[str, Any], key: str, title: str, why: str) -> list[str]:
+    o = s.get(key)
+    lines = ["", f"## {title}", ""]
+    if not o:
+        return [*lines, _missing(s, key)]
+    lines += [f"{o['robots']} robots x 50 Hz = {num(o['rate_hz'], 0)} requests/s offered{why}. "
+              "The same plan (seed, schedule, observations) against each path, back to back. "
+              "Latency in ms from the scheduled send time, nearest-rank percentiles over OK "
+              "answers; \"within budget\" counts every request (errors, sheds and `hold` answers "
+              "are misses).", "", *latency_table(o["rows"], ratios=True)]
+    routes = [r for r in o["rows"] if r["name"].startswith("router")]
+    for r in routes:
+        mix = ", ".join(f"`{k}` {v}" for k, v in sorted(r["routes"].items()))
+        lines.append(f"\nRoutes answered, {PATH_NAMES.get(r['name'], r['name'])}: {mix}.")
+    return lines
+
+
+def overhead_section(s: dict[str, Any]) -> list[str]:
+    return _overhead(s, "overhead", "Router vs direct Triton at half the direct capacity",
+                     " (the issue's comparison point)")
+
+
+def overhead_light_section(s: dict[str, Any]) -> list[str]:
+    if not s.get("overhead_light"):
+        return []
+    return _overhead(s, "overhead_light", "Router vs direct Triton at half the router's capacity",
+                     " (not a target: the router's latency cost without overload)")
+
+
+def baseline_section(s: dict[str, Any]) -> list[str]:
+    b = s.get("baseline")
+    lines = ["", "## The hand-written proxy at 500 requests/s", ""]
+    if not b:
+        return [*lines, _missing(s, "baseline")]
+    lines += [f"{b['robots']} robots x 50 Hz = 500 requests/s: a plain FastAPI endpoint that "
+              "forwards to Triton's HTTP endpoint with httpx (`loadtest/baseline_proxy.py`), "
+              "once with one shared client and once with a new client per request, next to the "
+              "router at the same rate.", "", *latency_table(b["rows"], ratios=False)]
+    return lines
+
+
+def task_rows(st: dict[str, Any]) -> list[str]:
+    """How hard the straggler bit: its task's requests only."""
+    t = st.get("straggler_task")
+    if not t:
+        return []
+    off, on = t["off"], t["on"]
+    name = f"`{off['task']}` requests"
+    spec = st["fault"]["policy_model"].removeprefix("policy_")
+    reached = {k: st["rows"][k]["routes"].get(spec, 0) for k in ("off", "on")}
+    return [
+        f"| {name} (measured window) | {off['requests']} | {on['requests']} |",
+        f"| {name} answered by `{spec}` itself | {reached['off']} | {reached['on']} |",
+        f"| {name}: fell back | {pct(off['fallback_share'])} | {pct(on['fallback_share'])} |",
+        f"| {name}: answered `hold` | {pct(off['hold_share'])} | {pct(on['hold_share'])} |",
+        f"| {name}: missed the budget | {pct(off['over_budget_share'])} | "
+        f"{pct(on['over_budget_share'])} |",
+        f"| {name}: p99 ms | {num(off['p99_ms'])} | {num(on['p99_ms'])} |",
+    ]
+
+
+def straggler_section(s: dict[str, Any]) -> list[str]:
+    st = s.get("straggler")
+    lines = ["", "## Straggler: hedging off vs on", ""]
+    if not st:
+        return [*lines, _missing(s, "straggler")]
+    f, c = st["fault"], st["comparison"]
+    up, hp = c["upstream_per_request"], st["hedges_per_request"]
+    lines += [
+        f"{st['robots']} robots x 50 Hz (half the router's capacity, kept within 2 to 10 "
+        "robots: above capacity the runs would measure overload, not hedging). "
+        f"`{f['policy_model']}` (the `{f['task']}` specialist) delays {pct(f['delay_prob'])} of "
+        f"its executions by {f['delay_ms']:g} ms (its fault file). The python backend sleeps "
+        "inside `execute`, so a delayed call also holds back the calls queued behind it on that "
+        "instance. Scenario `straggler` (declared tasks, 20 ms deadline, SLA 99% within 20 ms); "
+        f"the router's contract reloaded between the runs (`routing.hedging.enabled`, delay "
+        f"{num(st.get('hedge_delay_ms'), 0)} ms).",
+        "", *latency_table([st["rows"]["off"], st["rows"]["on"]], ratios=False), "",
+        "| | hedging off | hedging on |", "|---|---:|---:|",
+        f"| upstream calls per request | {num(up['off'], 4)} | {num(up['on'], 4)} |",
+        f"| hedges per request (`router_hedges_total`) | {num(hp['off'], 4)} | "
+        f"{num(hp['on'], 4)} |",
+        f"| fallbacks | {st['rows']['off']['fallbacks']} | {st['rows']['on']['fallbacks']} |",
+        *task_rows(st),
+        "",
+        f"p99 on/off: **{num(c['p99_ratio_on_over_off'], 3)}**, p99.9 on/off: "
+        f"{num(c['p999_ratio_on_over_off'], 3)}; extra upstream requests per request: "
+        f"**{pct(c['extra_upstream_per_request'], 2)}** (from "
+        "`router_upstream_duration_seconds_count` scraped before and after each run).",
+    ]
+    lines += [f"Warning: {w}" for w in c.get("warnings", [])]
+    return lines
+
+
+def profile_section(s: dict[str, Any]) -> list[str]:
+    p = s.get("profile")
+    lines = ["", "## Where the time goes in the router", ""]
+    if not p:
+        return [*lines, _missing(s, "profile")]
+    load = p["load"]
+    lines += [
+        f"`{_short(p['command'])}` on the router process while it served {load['robots']} robots x "
+        f"50 Hz over HTTP (p99 {num(load['latency_ms']['p99'])} ms during sampling). "
+        "Samples are grouped by the innermost frame of a known library or router module; "
+        "event-loop plumbing calling into them counts with them.",
+        "", format_markdown(p)]
+    return lines
+
+
+def footer(s: dict[str, Any]) -> list[str]:
+    lines = ["", "## Raw results", "",
+             f"All raw results of this run (every `result.json`, `records.jsonl`, "
+             f"`capacity.json`, the collapsed py-spy stacks, process logs) were written under "
+             f"`{s['out']}` (git-ignored)."]
+    if s.get("raw_copy"):
+        href = s["raw_copy"].removeprefix("docs/")  # the page itself lives in docs/
+        lines.append(f"`summary.json`, the `capacity.json` files, each run's `result.json` and "
+                     f"the profile summary are copied into [`{s['raw_copy']}`]({href}).")
+    if s.get("errors"):
+        lines += ["", "Steps that failed:", ""]
+        lines += [f"- {e['step']}: {e['error'].splitlines()[0]}" for e in s["errors"]]
+    lines += ["", "Commands run (each a `python -m loadtest` subprocess):", ""]
+    lines += [f"- {c['step']}: `{_short(c['command'])}`" for c in s.get("commands", [])]
+    return lines
+
+
+def _short(text: str) -> str:
+    """Paths relative to the repository root (the benchmark runs its commands from there)."""
+    return text.replace(f"{REPO}/", "")
+
+
+def render(summary: dict[str, Any]) -> str:
+    parts = [header, targets_section, capacity_section, overhead_section,
+             overhead_light_section, baseline_section, straggler_section, profile_section,
+             footer]
+    lines: list[str] = []
+    for part in parts:
+        lines += part(summary)
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,230 @@
+"""The benchmark's own stack: real tritonserver, redis-server (when installed) and the router.
+
+Everything runs on free ports with its files under `<out>/stack/`, so the benchmark never
+touches a stack someone else is running (`make up` uses the fixed ports 8000-8002/8080).
+The model repository is generated with fault injection: each policy model re-reads
+`faults/policy_<name>.json` on every execute, which is how one specialist becomes a straggler.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from deploy.local.process import ManagedProcess, free_port, http_ok
+from deploy.local.redis import redis_process
+from deploy.local.triton import TritonPorts, triton_process
+from policies.repository import generate
+from policies.serving.manifest import task_id
+
+REPO = Path(__file__).resolve().parents[2]
+ROBOT_KEY = "bench-robot-key"  # local, throwaway: this stack listens on 127.0.0.1 only
+ADMIN_KEY = "bench-admin-key"
+# Success rates in the benchmark's calibration table: each task's specialist far above the
+# generalist, so that with declared tasks the router picks `specialist_<task>`, the same ensemble
+# the direct path calls, and the comparison measures the router, not a different model.
+SPECIALIST_RATE, GENERALIST_RATE = 0.99, 0.50
+
+
+def distinct_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+def calibration_table(tasks: list[str]) -> dict[str, Any]:
+    rows = []
+    for task in tasks:
+        for policy, rate in (("generalist", GENERALIST_RATE),
+                             (f"specialist_{task_id(task)}", SPECIALIST_RATE)):
+            n = 100
+            rows.append({"task": task, "policy": policy, "episodes": n,
+                         "successes": round(rate * n), "rate": rate,
+                         "ci95": [max(0.0, rate - 0.1), min(1.0, rate + 0.1)]})
+    return {"panel": "bench", "source": "benchmark (not measured: fixes the route)", "rows": rows}
+
+
+def bench_contract(base: Path, table: Path, hedging: bool, version: str) -> dict[str, Any]:
+    """The deployment contract `base` (deploy/contracts/ci.yaml) with absolute paths, the
+    benchmark calibration table and hedging on or off; everything else as deployed."""
+    data: dict[str, Any] = yaml.safe_load(base.read_text())
+    here = base.parent.resolve()
+    data["version"] = version
+    data["calibration"]["table"] = str(table.resolve())
+    for key in ("model", "norm_stats"):
+        data["task_classifier"][key] = str((here / data["task_classifier"][key]).resolve())
+    data["routing"]["hedging"]["enabled"] = hedging
+    return data
+
+
+@dataclass
+class BenchStack:
+    root: Path  # <out>/stack
+    artifacts: Path = REPO / "build" / "models" / "ci"
+    base_contract: Path = REPO / "deploy" / "contracts" / "ci.yaml"
+    use_redis: bool = True
+    router_env: dict[str, str] = field(default_factory=dict)  # extra ROUTER_* settings
+    _procs: list[ManagedProcess] = field(default_factory=list, init=False)
+    _router: ManagedProcess | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.root = self.root.resolve()
+        http, grpc, metrics, r_http, r_grpc, redis = distinct_ports(6)
+        self.triton_ports = TritonPorts(http=http, grpc=grpc, metrics=metrics)
+        self.router_http_port, self.router_grpc_port, self.redis_port = r_http, r_grpc, redis
+        self.fault_dir = self.root / "faults"
+        self.contract_path = self.root / "contract.yaml"
+        self.redis_url: str | None = None
+
+    # -- addresses ----------------------------------------------------------------------------
+    @property
+    def router_url(self) -> str:
+        return f"http://127.0.0.1:{self.router_http_port}"
+
+    @property
+    def router_grpc(self) -> str:
+        return f"127.0.0.1:{self.router_grpc_port}"
+
+    @property
+    def triton_grpc(self) -> str:
+        return f"127.0.0.1:{self.triton_ports.grpc}"
+
+    @property
+    def triton_http(self) -> str:
+        return f"http://127.0.0.1:{self.triton_ports.http}"
+
+    @property
+    def manifest(self) -> Path:
+        return self.artifacts / "manifest.json"
+
+    @property
+    def router_pid(self) -> int | None:
+        return self._router.pid if self._router else None
+
+    def tasks(self) -> list[str]:
+        return list(json.loads(self.manifest.read_text())["tasks"])
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.fault_dir.mkdir(exist_ok=True)
+        self.clear_faults()
+        generate(self.artifacts, self.root / "model_repository", "cpu", self.fault_dir)
+        table = self.root / "calibration-bench.json"
+        table.write_text(json.dumps(calibration_table(self.tasks()), indent=2))
+        self.write_contract(hedging=False)
+        try:
+            self._start(triton_process(self.root / "model_repository",
+                                       self.root / "tritonserver.log", self.triton_ports))
+            if self.use_redis and shutil.which("redis-server"):
+                self._start(redis_process(self.root / "redis", port=self.redis_port))
+                self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+            self._router = self._start(self._router_process())
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, proc: ManagedProcess) -> ManagedProcess:
+        print(f"[bench] starting {proc.name} (log {proc.log_path})", file=sys.stderr, flush=True)
+        proc.start()
+        self._procs.append(proc)
+        return proc
+
+    def _router_process(self) -> ManagedProcess:
+        env = dict(os.environ)
+        env.pop("REDIS_URL", None)
+        env.update({
+            "ROUTER_CONTRACT_PATH": str(self.contract_path),
+            "ROUTER_TRITON_GRPC_URL": self.triton_grpc,
+            "ROUTER_HTTP_PORT": str(self.router_http_port),
+            "ROUTER_GRPC_PORT": str(self.router_grpc_port),
+            "ROUTER_API_KEYS": ROBOT_KEY,
+            "ROUTER_ADMIN_KEY": ADMIN_KEY,
+            "ROUTER_REPLICA_ID": "bench-router",
+            **self.router_env,
+        })
+        if self.redis_url:
+            env["REDIS_URL"] = self.redis_url
+        port = self.router_http_port
+        return ManagedProcess(
+            name="router", argv=[sys.executable, "-m", "router_service"],
+            ready=lambda: http_ok(f"http://127.0.0.1:{port}/readyz"),
+            log_path=self.root / "router.log", env=env, cwd=REPO, startup_timeout_s=90.0,
+        )
+
+    def stop(self) -> None:
+        for proc in reversed(self._procs):
+            proc.stop()
+        self._procs.clear()
+        self._router = None
+
+    def __enter__(self) -> BenchStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- contract and faults ------------------------------------------------------------------
+    def write_contract(self, hedging: bool) -> Path:
+        version = f"bench-hedging-{'on' if hedging else 'off'}"
+        data = bench_contract(self.base_contract, self.root / "calibration-bench.json",
+                              hedging, version)
+        tmp = self.contract_path.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+        tmp.replace(self.contract_path)  # the router never reads a half-written file
+        return self.contract_path
+
+    def hedge_delay_ms(self) -> float:
+        data: dict[str, Any] = yaml.safe_load(self.contract_path.read_text())
+        return float(data["routing"]["hedging"]["delay_ms"])
+
+    def set_hedging(self, enabled: bool) -> dict[str, Any]:
+        """Rewrite the contract and reload it through the admin endpoint (as an operator)."""
+        self.write_contract(hedging=enabled)
+        resp = httpx.post(f"{self.router_url}/v1/admin/contract/reload", json={},
+                          headers={"authorization": f"Bearer {ADMIN_KEY}"}, timeout=10.0)
+        resp.raise_for_status()
+        reply: dict[str, Any] = resp.json()
+        return reply
+
+    def set_fault(self, policy_model: str, delay_ms: float, delay_prob: float) -> None:
+        spec = {"delay_ms": delay_ms, "delay_prob": delay_prob, "fail_prob": 0.0}
+        tmp = self.fault_dir / f".{policy_model}.json.tmp"
+        tmp.write_text(json.dumps(spec))
+        tmp.replace(self.fault_dir / f"{policy_model}.json")
+
+    def clear_faults(self) -> None:
+        for path in self.fault_dir.glob("*.json"):
+            path.unlink()
+
+    # -- the hand-written baseline proxy ------------------------------------------------------
+    @contextmanager
+    def baseline_proxy(self, mode: str) -> Iterator[str]:
+        port = free_port()
+        proc = ManagedProcess(
+            name=f"baseline-proxy-{mode}",
+            argv=[sys.executable, "-m", "loadtest.baseline_proxy", "--triton-url",
+                  self.triton_http, "--client", mode, "--port", str(port)],
+            ready=lambda: http_ok(f"http://127.0.0.1:{port}/healthz"),
+            log_path=self.root / f"baseline-{mode}.log", cwd=REPO, startup_timeout_s=60.0,
+        )
+        with proc:
+            yield f"http://127.0.0.1:{port}"
+
+
+def settle(seconds: float) -> None:
+    """Let queues drain and circuit breakers close between measurements."""
+    time.sleep(seconds)
