@@ -175,7 +175,8 @@ class ActEngine:
         # The lease write (a store round trip) does not hold up the reply; the local cache
         # has it before this episode's next step.
         routed = RoutedTask(task, source, result.route)
-        write = asyncio.create_task(self._update_lease(lease_key, lease, routed, sticky, met))
+        write = asyncio.create_task(
+            self._update_lease(lease_key, lease, routed, decision.route, met))
         self._writes.add(write)
         write.add_done_callback(self._writes.discard)
         self._remember(decision_id, routed)
@@ -230,19 +231,28 @@ class ActEngine:
         return chain
 
     async def _update_lease(self, key: str, lease: dict[str, Any] | None, routed: RoutedTask,
-                            sticky: str | None, met: bool) -> None:
-        # Keep the route unless it failed or was late; re-write only when it changes or ages
-        # past half its TTL.
-        route = routed.route if routed.route != HOLD_ROUTE and met else None
-        if route is None and sticky is None:
-            return
+                            chosen: str, met: bool) -> None:
+        """The episode stays on the route it was given (`chosen`: the sticky route or the one
+        just scored) and leaves it only after `sticky_max_failures` failed or late steps in a
+        row, for the route that answered."""
+        if chosen == HOLD_ROUTE:
+            return  # nothing was usable: no route to keep
+        routing = self.rt.active.contract.spec.routing
         now = time.time()
-        ttl = self.rt.active.contract.spec.routing.sticky_ttl_s
-        if lease and lease.get("route") == route and lease.get("task") == routed.task and \
-                now - float(lease.get("at", 0)) < ttl / 2:
-            return
-        value = {"route": route, "task": routed.task, "source": routed.source, "at": now}
-        await self.rt.leases.put(key, value, ttl)
+        kept = (lease is not None and lease.get("route") == chosen
+                and lease.get("task") == routed.task)
+        failed = routed.route != chosen or not met
+        strikes = (int(lease.get("strikes", 0)) if lease is not None and kept else 0) + failed
+        if failed and strikes >= routing.sticky_max_failures:
+            answered = routed.route if routed.route != HOLD_ROUTE and met else None
+            new: dict[str, Any] = {"route": answered, "strikes": 0}
+        else:
+            new = {"route": chosen, "strikes": strikes if failed else 0}
+        if (kept and lease is not None and all(lease.get(k, 0) == v for k, v in new.items())
+                and now - float(lease.get("at", 0)) < routing.sticky_ttl_s / 2):
+            return  # re-written only when it changes or ages past half its TTL
+        value = {**new, "task": routed.task, "source": routed.source, "at": now}
+        await self.rt.leases.put(key, value, routing.sticky_ttl_s)
 
     def _remember(self, decision_id: str, routed: RoutedTask) -> None:
         self._recent[decision_id] = routed

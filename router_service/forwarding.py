@@ -26,7 +26,7 @@ from router_service.route_health import RouteHealth
 MIN_ATTEMPT_MS = 1.0
 # The next route's reservation: its predicted (p90) latency with headroom, since a fallback that
 # arrives just late is as useless as none.
-RESERVE_FACTOR, RESERVE_EXTRA_MS = 1.5, 1.0
+RESERVE_FACTOR, RESERVE_EXTRA_MS = 1.2, 0.5
 
 Infer = Callable[[str, float], Awaitable[NDArray[np.float32]]]  # (route, timeout_s) -> action
 

@@ -10,7 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from router_client.proto import router_pb2, router_pb2_grpc
 
-from router_service.auth import check_robot_key
+from router_service.auth import ApiKeys
 from router_service.engine import ActEngine, ActInput, ActReply
 from router_service.errors import ClientError, InvalidRequest, Overloaded, RouterError
 from router_service.settings import RouterSettings
@@ -61,6 +61,7 @@ class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignor
     def __init__(self, engine: ActEngine, settings: RouterSettings) -> None:
         self.engine = engine
         self.settings = settings
+        self.keys = ApiKeys.from_settings(settings)
 
     async def _act(self, req: router_pb2.ActRequest, context: grpc.aio.ServicerContext,
                    received_at: float) -> ActReply:
@@ -88,7 +89,7 @@ class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignor
                   context: grpc.aio.ServicerContext) -> router_pb2.ActResponse:
         received_at = time.monotonic()
         try:
-            check_robot_key(self.settings, _authorization(context))
+            self.keys.check_robot(_authorization(context))
             reply = await self._act(request, context, received_at)
         except RouterError as exc:
             self.engine.rt.metrics.errors.labels(kind=exc.code).inc()
@@ -107,7 +108,7 @@ class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignor
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[router_pb2.ActResponse]:
         try:
-            check_robot_key(self.settings, _authorization(context))
+            self.keys.check_robot(_authorization(context))
         except RouterError as exc:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
         async for request in request_iterator:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 
 from fastapi import APIRouter, Request, Response
 
@@ -44,4 +43,4 @@ async def act(request: Request, engine: Engine, settings: Settings) -> Response:
     finally:
         engine.rt.inflight -= 1
         engine.rt.metrics.inflight.dec()
-    return FastJSON(asdict(reply))
+    return FastJSON(vars(reply))  # shallow: asdict() would deep-copy every reply

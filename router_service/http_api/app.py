@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from router_service.auth import ApiKeys
 from router_service.engine import ActEngine
 from router_service.errors import RouterError
 from router_service.http_api import act, contract, feedback, health
@@ -42,6 +43,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Robot policy router", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.api_keys = ApiKeys.from_settings(settings)
     app.add_exception_handler(RouterError, router_error_handler)
     for module in (act, feedback, contract, health):
         app.include_router(module.router)

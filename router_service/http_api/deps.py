@@ -9,7 +9,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from router_service.auth import check_admin_key, check_robot_key
 from router_service.engine import ActEngine
 from router_service.runtime import RouterRuntime
 from router_service.settings import RouterSettings
@@ -36,11 +35,11 @@ Settings = Annotated[RouterSettings, Depends(get_settings)]
 
 
 async def require_robot(request: Request) -> None:
-    check_robot_key(request.app.state.settings, request.headers.get("authorization"))
+    request.app.state.api_keys.check_robot(request.headers.get("authorization"))
 
 
 async def require_admin(request: Request) -> None:
-    check_admin_key(request.app.state.settings, request.headers.get("authorization"))
+    request.app.state.api_keys.check_admin(request.headers.get("authorization"))
 
 
 RobotAuth = Depends(require_robot)
