@@ -17,7 +17,7 @@ import pytest
 import yaml
 from deploy_testkit import REPO_ROOT, PromAPI, run_panel_queries, wait_for
 
-from deploy.grafana.queries import rule_queries
+from deploy.grafana.queries import rule_queries, variable_queries
 from deploy.local.process import free_port
 from deploy.local.prometheus import local_prometheus
 from deploy.local.redis import redis_process
@@ -150,3 +150,18 @@ def test_no_page_on_a_healthy_stack(stack: PromAPI) -> None:
     alerts = stack.get("/api/v1/alerts")["data"]["alerts"]
     pages = [a["labels"] for a in alerts if a["labels"].get("severity") == "page"]
     assert pages == []
+
+
+def test_every_template_variable_has_values(stack: PromAPI) -> None:
+    for uid, name, query in variable_queries():
+        metric, label = query.removeprefix("label_values(").removesuffix(")").split(", ")
+        values = stack.get(f"/api/v1/label/{label}/values", **{"match[]": metric})["data"]
+        assert values, (uid, name, query)
+
+
+def test_rendered_config_lives_under_the_run_dir(tmp_path: Path) -> None:
+    proc = local_prometheus(run_dir=tmp_path / "p", port=free_port())
+    config = tmp_path / "p" / "prometheus.yml"
+    assert config.exists()
+    assert f"--config.file={config.resolve()}" in proc.argv
+    assert any(a.startswith("--storage.tsdb.path=") and "p/data" in a for a in proc.argv)
