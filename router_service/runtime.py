@@ -193,10 +193,14 @@ class RouterRuntime:
 
     # -- health ---------------------------------------------------------------------------
     async def refresh_health(self) -> None:
-        self.triton_ready = await self.upstream.server_ready()
+        server = await self.upstream.server_ready()
+        if server is not None:
+            self.triton_ready = server
         if self._active is not None:
             for route, health in self._active.health.items():
-                health.model_ready = self.triton_ready and await self.upstream.model_ready(route)
+                model = await self.upstream.model_ready(route) if self.triton_ready else False
+                if model is not None:  # a timed-out check leaves the route as it was
+                    health.model_ready = model
                 self.metrics.circuit_open.labels(route=route).set(int(health.breaker.is_open))
                 self.metrics.route_latency_estimate.labels(route=route).set(
                     health.latency.predicted_ms() / 1000

@@ -82,17 +82,20 @@ class TritonUpstream:
             raise UpstreamRejected(f"{model}: response has no {ACTION!r} output")
         return np.asarray(action[0], dtype=np.float32)
 
-    async def server_ready(self, timeout_s: float = 0.5) -> bool:
+    async def server_ready(self, timeout_s: float = 2.0) -> bool | None:
+        """True/False as Triton says; False when it cannot be reached; None when the check
+        itself timed out (a busy server is not a down one: callers keep what they knew)."""
         try:
             return bool(await self._client.is_server_ready(client_timeout=timeout_s))
-        except InferenceServerException:
-            return False
+        except InferenceServerException as exc:
+            return None if isinstance(_convert(exc, "health"), UpstreamTimeout) else False
 
-    async def model_ready(self, model: str, timeout_s: float = 0.5) -> bool:
+    async def model_ready(self, model: str, timeout_s: float = 2.0) -> bool | None:
+        """As `server_ready`, for one model."""
         try:
             return bool(await self._client.is_model_ready(model, client_timeout=timeout_s))
-        except InferenceServerException:
-            return False
+        except InferenceServerException as exc:
+            return None if isinstance(_convert(exc, model), UpstreamTimeout) else False
 
     async def policy_version(self, model: str, timeout_s: float = 1.0) -> str:
         """The ensemble's `policy_version` config parameter ("unknown" if absent/unreachable)."""
