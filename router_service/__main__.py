@@ -1,36 +1,39 @@
-"""`python -m router_service`: HTTP (uvicorn) and gRPC in one process and one event loop."""
+"""`python -m router_service`: HTTP (uvicorn) and gRPC in one process and one event loop, or in
+`ROUTER_WORKERS` processes sharing the same ports (and, through Redis, the same contract,
+leases and decision log; metrics are summed over the workers' shared files)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 
 import uvicorn
 
-from router_service.http_api.app import create_app
 from router_service.settings import RouterSettings
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = RouterSettings()
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Set before any worker imports prometheus_client: each then writes its values to this
+        # folder, and /metrics on any worker reports all of them.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="router-metrics-")
     uvicorn.run(
-        create_app(settings),
+        "router_service.http_api.app:serve_app",
+        factory=True,
         host=settings.host,
         port=settings.http_port,
+        workers=settings.workers,
         loop="uvloop",
-        http="httptools" if _has_httptools() else "h11",
+        http="httptools",
+        ws="websockets-sansio",
+        ws_max_size=settings.max_body_bytes,
         access_log=False,  # per-request logging is hot-path cost; the decision log has it all
         log_level="warning",
         timeout_graceful_shutdown=5,
     )
-
-
-def _has_httptools() -> bool:
-    try:
-        import httptools  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 if __name__ == "__main__":

@@ -44,6 +44,10 @@ class ApiKeys:
         raise Unauthorized("missing or invalid API key (Authorization: Bearer <key>)",
                            field="authorization")
 
+    def check_robot_bytes(self, authorization: bytes | None) -> None:
+        """`check_robot` for a raw ASGI header value."""
+        self.check_robot(authorization.decode("latin-1") if authorization is not None else None)
+
     def check_admin(self, authorization: str | None) -> None:
         token = bearer_token(authorization)
         if self.disabled or _matches(token, self.admin):

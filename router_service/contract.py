@@ -49,7 +49,20 @@ class Objective(Frozen):
 
 class Hedging(Frozen):
     enabled: bool = False
-    delay_ms: float = Field(gt=0.0, default=8.0)
+    delay_ms: float = Field(gt=0.0, default=8.0)  # used when not adaptive
+    # Adaptive: hedge once the primary is 1.5x later than its own predicted p90 (a straggler),
+    # not after a fixed delay that is too late on a fast route and too early on a slow one.
+    adaptive: bool = False
+
+
+class Batching(Frozen):
+    """Cross-robot micro-batching into Triton (router_service/batching.py)."""
+
+    enabled: bool = True
+    max_batch: int = Field(ge=1, le=64, default=32)  # at most the ensembles' max_batch_size
+    # The longest a row waits for others while a call for its route is in flight; never longer
+    # than the row's own slack.
+    max_wait_ms: float = Field(ge=0.0, le=50.0, default=2.0)
 
 
 class CircuitBreakerSpec(Frozen):
@@ -70,6 +83,7 @@ class Routing(Frozen):
     )
     hold_action: tuple[float, ...]
     hedging: Hedging = Hedging()
+    batching: Batching = Batching()
     circuit_breaker: CircuitBreakerSpec = CircuitBreakerSpec()
 
     @model_validator(mode="after")

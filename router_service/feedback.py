@@ -37,8 +37,7 @@ async def record_feedback(engine: ActEngine, fb: FeedbackInput) -> dict[str, obj
                 "no decision known for this decision_id or episode (expired or never routed "
                 "here)", field="decision_id" if fb.decision_id else "episode_id",
             )
-        routed = RoutedTask(lease["task"], lease.get("source", "declared"),
-                            lease.get("route") or HOLD_ROUTE)
+        routed = RoutedTask(lease.task, lease.source, lease.route or HOLD_ROUTE)
     misrouted = fb.true_task is not None and fb.true_task != routed.task
     if misrouted:
         assert fb.true_task is not None

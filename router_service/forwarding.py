@@ -1,23 +1,25 @@
 """Forward one observation along a fallback chain inside one deadline.
 
-The chain comes from the contract (e.g. specialist → generalist → hold). Each attempt gets the
-remaining budget minus what the next route is predicted to need, so a slow specialist still
-leaves the generalist time to answer; hold needs no time and always answers. With hedging on, a
-specialist that has not answered by the hedge delay races the generalist; the first valid
-answer wins and the loser is cancelled.
+The forwarder owns the upstream call: each route has a `RouteBatcher` in front of Triton, so
+rows of several robots for the same route share one Triton request. The chain comes from the
+contract (e.g. specialist → generalist → hold). Each attempt gets the remaining budget minus
+what the next route is predicted to need, so a slow specialist still leaves the generalist time
+to answer; hold needs no time and always answers. With hedging on, a specialist that has not
+answered by the hedge delay races the generalist; the first valid answer wins and the loser is
+cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from router_service.contract import HOLD_ROUTE
+from router_service.batching import BatchCall, BatchObserver, RouteBatcher, RowResult
+from router_service.contract import HOLD_ROUTE, Batching, Hedging
 from router_service.errors import UpstreamError, UpstreamTimeout
 from router_service.metrics import RouterMetrics
 from router_service.route_health import RouteHealth
@@ -27,31 +29,52 @@ MIN_ATTEMPT_MS = 1.0
 # The next route's reservation: its predicted (p90) latency with headroom, since a fallback that
 # arrives just late is as useless as none.
 RESERVE_FACTOR, RESERVE_EXTRA_MS = 1.2, 0.5
+# An adaptive hedge fires when the primary is this much later than its own predicted p90.
+HEDGE_P90_FACTOR, HEDGE_MIN_MS = 1.5, 1.0
 
-Infer = Callable[[str, float], Awaitable[NDArray[np.float32]]]  # (route, timeout_s) -> action
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One robot's row: its observation, and the task vector a generalist is conditioned on."""
+
+    state: NDArray[np.float32]
+    task_vector: NDArray[np.float32]
 
 
 @dataclass
 class ForwardResult:
     route: str
     action: NDArray[np.float32] | None  # None: hold (the caller fills in the hold action)
-    upstream_ms: float
+    upstream_ms: float = 0.0
     fallback: str | None = None
     path: list[str] = field(default_factory=list)  # "route:outcome" per attempt
     hedged: bool = False
+    batch_size: int = 0
 
 
-@dataclass
 class Forwarder:
-    health: dict[str, RouteHealth]
-    metrics: RouterMetrics
-    hedge_delay_ms: float | None  # None: hedging off
+    def __init__(self, health: dict[str, RouteHealth], metrics: RouterMetrics, call: BatchCall,
+                 generalist: str, batching: Batching, hedging: Hedging) -> None:
+        self.health = health
+        self.metrics = metrics
+        self.generalist = generalist
+        self.hedging = hedging
+        max_batch = batching.max_batch if batching.enabled else 1
+        self.batchers = {
+            route: RouteBatcher(route, call, max_batch, batching.max_wait_ms / 1000,
+                                BatchObserver(metrics.batch_size.labels(route=route).observe,
+                                              metrics.batch_wait.labels(route=route).observe))
+            for route in health
+        }
+        # Label children resolved once: `.labels()` is a dict lookup under a lock per call.
+        self._upstream_hist = {r: metrics.upstream_duration.labels(route=r) for r in health}
+        self._circuit = {r: metrics.circuit_open.labels(route=r) for r in health}
 
-    async def forward(self, chain: list[str], deadline: float, infer: Infer,
+    async def forward(self, chain: list[str], deadline: float, query: Query,
                       reply_margin_ms: float = 1.0) -> ForwardResult:
         """`reply_margin_ms` is kept back from the deadline for writing the reply."""
         deadline -= reply_margin_ms / 1000
-        result = ForwardResult(route=HOLD_ROUTE, action=None, upstream_ms=0.0)
+        result = ForwardResult(route=HOLD_ROUTE, action=None)
         i = 0
         while i < len(chain):
             route = chain[i]
@@ -63,18 +86,18 @@ class Forwarder:
                 self._note_failure(result, route, nxt, reason)
                 i += 1
                 continue
-            hedge_with = nxt if self._should_hedge(route, nxt) else None
-            timeout_s = self._attempt_timeout_s(route, nxt, deadline, reserve=hedge_with is None)
+            hedge_with = nxt if self._should_hedge(nxt) else None
+            timeout_s = self._attempt_timeout_s(nxt, deadline, reserve=hedge_with is None)
             try:
                 if hedge_with is not None:
-                    winner, action = await self._hedged(route, hedge_with, deadline, infer, result)
+                    winner, row = await self._hedged(route, hedge_with, deadline, query, result)
                 else:
-                    winner, action = route, await self._call(route, timeout_s, infer, result)
+                    winner, row = route, await self._call(route, timeout_s, query, result)
             except UpstreamError as exc:
                 self._note_failure(result, route, nxt, exc.reason)
                 i += 2 if hedge_with is not None else 1  # a lost hedge already tried `nxt`
                 continue
-            result.route, result.action = winner, action
+            result.route, result.action, result.batch_size = winner, row.action, row.batch_size
             result.path.append(f"{winner}:ok")
             if winner != route:
                 self._note_failure(result, route, winner, "hedge")
@@ -93,14 +116,15 @@ class Forwarder:
             return "circuit_open"
         return None
 
-    def _should_hedge(self, route: str, nxt: str) -> bool:
-        return (
-            self.hedge_delay_ms is not None
-            and nxt != HOLD_ROUTE
-            and self.health[nxt].usable()
-        )
+    def _should_hedge(self, nxt: str) -> bool:
+        return self.hedging.enabled and nxt != HOLD_ROUTE and self.health[nxt].usable()
 
-    def _attempt_timeout_s(self, route: str, nxt: str, deadline: float, reserve: bool) -> float:
+    def hedge_delay_ms(self, route: str) -> float:
+        if not self.hedging.adaptive:
+            return self.hedging.delay_ms
+        return max(HEDGE_MIN_MS, HEDGE_P90_FACTOR * self.health[route].latency.predicted_ms())
+
+    def _attempt_timeout_s(self, nxt: str, deadline: float, reserve: bool) -> float:
         remaining_ms = (deadline - time.monotonic()) * 1000
         if reserve and nxt != HOLD_ROUTE:
             reserved = (self.health[nxt].latency.predicted_ms() * RESERVE_FACTOR
@@ -109,15 +133,23 @@ class Forwarder:
                 remaining_ms -= reserved
         return max(remaining_ms, 0.0) / 1000
 
-    async def _call(self, route: str, timeout_s: float, infer: Infer, res: ForwardResult
-                    ) -> NDArray[np.float32]:
+    async def _call(self, route: str, timeout_s: float, query: Query, res: ForwardResult
+                    ) -> RowResult:
         health = self.health[route]
+        slack_s = timeout_s - health.latency.predicted_ms() / 1000
+        conditioning = query.task_vector if route == self.generalist else None
         start = time.perf_counter()
         try:
-            action = await infer(route, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                row = await self.batchers[route].infer(query.state, conditioning, timeout_s,
+                                                       slack_s)
+        except TimeoutError as exc:
+            health.breaker.record_failure()
+            self._circuit[route].set(int(health.breaker.is_open))
+            raise UpstreamTimeout(f"{route}: no answer within {timeout_s * 1000:.1f} ms") from exc
         except UpstreamError:
             health.breaker.record_failure()
-            self.metrics.circuit_open.labels(route=route).set(int(health.breaker.is_open))
+            self._circuit[route].set(int(health.breaker.is_open))
             raise
         except asyncio.CancelledError:
             health.breaker.release()  # a hedge loser says nothing about the route's health
@@ -125,27 +157,26 @@ class Forwarder:
         finally:
             elapsed = time.perf_counter() - start
             res.upstream_ms += elapsed * 1000
-            self.metrics.upstream_duration.labels(route=route).observe(elapsed)
-        health.latency.observe(elapsed * 1000)
+            self._upstream_hist[route].observe(elapsed)
+        health.latency.observe(row.call_ms)
         health.breaker.record_success()
-        self.metrics.circuit_open.labels(route=route).set(0)
-        return action
+        self._circuit[route].set(0)
+        return row
 
-    async def _hedged(
-        self, primary: str, backup: str, deadline: float, infer: Infer, res: ForwardResult
-    ) -> tuple[str, NDArray[np.float32]]:
+    async def _hedged(self, primary: str, backup: str, deadline: float, query: Query,
+                      res: ForwardResult) -> tuple[str, RowResult]:
         def budget_s() -> float:
             return max(deadline - time.monotonic(), 0.0)
 
-        assert self.hedge_delay_ms is not None
-        first = asyncio.ensure_future(self._call(primary, budget_s(), infer, res))
-        done, _ = await asyncio.wait({first}, timeout=min(self.hedge_delay_ms / 1000, budget_s()))
+        first = asyncio.ensure_future(self._call(primary, budget_s(), query, res))
+        delay_s = min(self.hedge_delay_ms(primary) / 1000, budget_s())
+        done, _ = await asyncio.wait({first}, timeout=delay_s)
         if first in done and first.exception() is None:
             return primary, first.result()
         if first not in done:
             res.hedged = True
             self.metrics.hedges.labels(route=primary).inc()
-        racers = {asyncio.ensure_future(self._call(backup, budget_s(), infer, res)): backup}
+        racers = {asyncio.ensure_future(self._call(backup, budget_s(), query, res)): backup}
         if first not in done:
             racers[first] = primary
         pending = set(racers)
@@ -167,3 +198,15 @@ class Forwarder:
         if res.fallback is None:
             res.fallback = reason
         self.metrics.fallbacks.labels(from_route=route, to_route=to_route, reason=reason).inc()
+
+    async def warm_up(self, route: str, state_dim: int, tasks: int) -> None:
+        """One call per new route before it takes traffic: a cold python-backend model answers
+        its first request tens of ms late, which would be some robot's missed deadline."""
+        state = np.zeros((1, state_dim), dtype=np.float32)
+        conditioning = (np.full((1, tasks), 1 / tasks, dtype=np.float32)
+                        if route == self.generalist else None)
+        await self.batchers[route].call(route, state, conditioning, 10.0)
+
+    async def close(self) -> None:
+        for batcher in self.batchers.values():
+            await batcher.close()

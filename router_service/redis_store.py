@@ -17,7 +17,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from router_service.store import DECISION_LOG_MAXLEN, StoreUnavailable
+from router_service.store import (
+    DECISION_LOG_MAXLEN,
+    LoggedDecision,
+    StoredLease,
+    StoreUnavailable,
+)
 
 CONTRACT_KEY = "router:contract"
 NOTICE_CHANNEL = "router:contract:notices"
@@ -75,21 +80,26 @@ class RedisStore:
         value: str | None = await self._call(self._redis.get(f"router:lease:{key}"))
         return value
 
-    async def put_lease(self, key: str, value: str, ttl_s: float) -> None:
-        await self._call(self._redis.set(f"router:lease:{key}", value, px=int(ttl_s * 1000)))
+    async def put_leases(self, leases: Sequence[StoredLease]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for lease in leases:
+                pipe.set(f"router:lease:{lease.key}", lease.value, px=int(lease.ttl_s * 1000))
+            await self._call(pipe.execute())
 
-    async def append_decisions(self, entries: Sequence[dict[str, str]]) -> None:
+    async def append_decisions(self, entries: Sequence[LoggedDecision]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             for entry in entries:
-                fields: dict[Any, Any] = dict(entry)
+                fields: dict[Any, Any] = {"decision_id": entry.decision_id,
+                                          "record": entry.record}
                 pipe.xadd(
                     DECISIONS_STREAM, fields, maxlen=DECISION_LOG_MAXLEN, approximate=True
                 )
             await self._call(pipe.execute())
 
-    async def read_decisions(self, count: int) -> list[dict[str, str]]:
+    async def read_decisions(self, count: int) -> list[LoggedDecision]:
         rows = await self._call(self._redis.xrevrange(DECISIONS_STREAM, count=count))
-        return [dict(fields) for _, fields in reversed(rows)]
+        return [LoggedDecision(f["decision_id"], f["record"].encode())
+                for _, f in reversed(rows)]
 
     async def record_outcome(self, task: str, policy: str, success: bool) -> tuple[int, int]:
         field = f"{task}|{policy}"

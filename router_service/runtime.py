@@ -11,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from router_service.classifier import TaskClassifier
-from router_service.contract import Contract, contract_from_json, load_contract
+from router_service.contract import HOLD_ROUTE, Contract, contract_from_json, load_contract
 from router_service.decision_log import DecisionLog
 from router_service.errors import ContractError, UpstreamError
-from router_service.forwarding import Forwarder
+from router_service.forwarding import Forwarder, ForwardResult
 from router_service.leases import EpisodeLeases
 from router_service.metrics import RouterMetrics
 from router_service.redis_store import RedisStore
@@ -43,7 +46,8 @@ class LoopLag:
     def __init__(self, interval_s: float = 0.005, decay: float = 0.8) -> None:
         self.interval_s = interval_s
         self.decay = decay
-        self.lag_ms = 0.0
+        self.lag_ms = 0.0  # decaying peak: what admission sheds on
+        self.last_ms = 0.0  # the latest sample: what a request just handled probably waited
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -51,22 +55,64 @@ class LoopLag:
             start = loop.time()
             await asyncio.sleep(self.interval_s)
             lag = max(0.0, (loop.time() - start - self.interval_s) * 1000)
+            self.last_ms = lag
             self.lag_ms = max(lag, self.lag_ms * self.decay)
+
+    @property
+    def queued_s(self) -> float:
+        """Estimated wait of a request whose handler starts now, before it started."""
+        return self.last_ms / 1000
 
 
 @dataclass(frozen=True)
 class ActiveContract:
+    """A contract and everything derived from it once, at activation, instead of per request:
+    fallback chains, one-hot task vectors, metric label children."""
+
     contract: Contract
     classifier: TaskClassifier
     health: dict[str, RouteHealth]
     forwarder: Forwarder
     policy_versions: dict[str, str]
     task_index: dict[str, int]
+    chains: dict[str, list[str]]
+    onehots: dict[str, NDArray[np.float32]]
+    metrics: RouterMetrics
+
+    def decision_counter(self, task: str, route: str, reason: str) -> Any:
+        return self.metrics.decisions.labels(task=task, route=route, reason=reason)
+
+    def count_reply(self, result: ForwardResult, met: bool, elapsed_s: float) -> None:
+        m, route = self.metrics, result.route
+        outcome = "hold" if route == HOLD_ROUTE else "fallback" if result.fallback else "ok"
+        m.requests.labels(route=route, outcome=outcome).inc()
+        m.request_duration.labels(route=route).observe(elapsed_s)
+        (m.deadline_met if met else m.deadline_misses).labels(route=route).inc()
+
+
+def fallback_chains(contract: Contract) -> dict[str, list[str]]:
+    """For each route the engine may choose, the routes tried in order, ending in hold."""
+    order = list(contract.spec.routing.fallback_order)
+    generalist = contract.generalist.name
+    chains = {HOLD_ROUTE: [HOLD_ROUTE]}
+    for policy in contract.spec.policies:
+        chain = [policy.name]
+        later = order[order.index(policy.kind) + 1:] if policy.kind in order else ["hold"]
+        for step in later:
+            if step == "generalist" and policy.name != generalist:
+                chain.append(generalist)
+            elif step == HOLD_ROUTE:
+                chain.append(HOLD_ROUTE)
+        chains[policy.name] = chain
+    return chains
 
 
 class RouterRuntime:
     def __init__(self, settings: RouterSettings, metrics: RouterMetrics | None = None) -> None:
         self.settings = settings
+        # Several worker processes share one replica name: each logs under its own.
+        self.replica_id = (settings.replica_id if settings.workers == 1
+                           else f"{settings.replica_id}-{os.getpid()}")
         self.metrics = metrics or RouterMetrics()
         self.store: RouterStore = (
             RedisStore(settings.redis_url) if settings.redis_url else MemoryStore()
@@ -113,35 +159,37 @@ class RouterRuntime:
         versions = {
             p.name: await self.upstream.policy_version(p.name) for p in contract.spec.policies
         }
+        routing = contract.spec.routing
+        forwarder = Forwarder(health, self.metrics, self.upstream.infer, contract.generalist.name,
+                              routing.batching, routing.hedging)
         for name in health.keys() - old.keys():
-            await self._warm_up(contract, name)
-        hedging = contract.spec.routing.hedging
+            try:
+                await forwarder.warm_up(name, contract.spec.state_dim, len(contract.task_names))
+            except UpstreamError as exc:
+                log.warning("warm-up of %s failed: %s", name, exc)
+        onehots = {}
+        for i, task in enumerate(contract.task_names):
+            onehots[task] = np.zeros(len(contract.task_names), dtype=np.float32)
+            onehots[task][i] = 1.0
         active = ActiveContract(
-            contract=contract,
-            classifier=classifier,
-            health=health,
-            forwarder=Forwarder(
-                health, self.metrics, hedging.delay_ms if hedging.enabled else None
-            ),
+            contract=contract, classifier=classifier, health=health, forwarder=forwarder,
             policy_versions=versions,
             task_index={t: i for i, t in enumerate(contract.task_names)},
+            chains=fallback_chains(contract), onehots=onehots, metrics=self.metrics,
         )
+        previous_forwarder = self._active.forwarder if self._active else None
         self._active = active
+        if previous_forwarder is not None:  # requests still on it finish; its batchers close
+            self._tasks.append(asyncio.create_task(self._retire(previous_forwarder)))
         self.metrics.set_contract(contract.version)
         for route in health:
             self.metrics.circuit_open.labels(route=route).set(0)
         return active
 
-    async def _warm_up(self, contract: Contract, route: str) -> None:
-        """One call per new route before it takes traffic: a cold python-backend model answers
-        its first request tens of ms late, which would be some robot's missed deadline."""
-        state = np.zeros(contract.spec.state_dim, dtype=np.float32)
-        conditioning = (np.full(len(contract.task_names), 1 / len(contract.task_names),
-                                dtype=np.float32) if route == contract.generalist.name else None)
-        try:
-            await self.upstream.infer(route, state, conditioning, timeout_s=10.0)
-        except UpstreamError as exc:
-            log.warning("warm-up of %s failed: %s", route, exc)
+    @staticmethod
+    async def _retire(forwarder: Forwarder, grace_s: float = 5.0) -> None:
+        await asyncio.sleep(grace_s)
+        await forwarder.close()
 
     async def load_initial_contract(self) -> None:
         """The store's contract wins (replicas agree); else the file, which is then shared."""
@@ -220,8 +268,8 @@ class RouterRuntime:
         await self.refresh_health()
         await self.load_initial_contract()
         await self.refresh_health()
-        for coro in (self.decision_log.run(), self._watch_contract(), self._poll_health(),
-                     self.loop_lag.run()):
+        for coro in (self.decision_log.run(), self.leases.run(), self._watch_contract(),
+                     self._poll_health(), self.loop_lag.run()):
             self._tasks.append(asyncio.create_task(coro))
 
     async def close(self) -> None:
@@ -231,5 +279,8 @@ class RouterRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.decision_log.drain()
+        await self.leases.close()
+        if self._active is not None:
+            await self._active.forwarder.close()
         await self.upstream.close()
         await self.store.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -20,6 +20,9 @@ class RouterSettings(BaseSettings):
     replica_id: str = "router-0"
 
     host: str = "127.0.0.1"  # localhost unless an operator says otherwise
+    # Router processes on the same ports (uvicorn workers for HTTP, SO_REUSEPORT for gRPC),
+    # sharing contract, leases and decision log through Redis (required when > 1).
+    workers: int = Field(default=1, ge=1, le=64)
     http_port: int = 8080
     grpc_port: int | None = 50051
 
@@ -32,6 +35,13 @@ class RouterSettings(BaseSettings):
     max_queue_age_ms: float = 10.0  # shed when the event loop runs this late (queue age)
     readiness_cache_s: float = 1.0
     health_poll_s: float = 2.0
+
+    @model_validator(mode="after")
+    def _workers_share_a_store(self) -> RouterSettings:
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError("ROUTER_WORKERS > 1 needs REDIS_URL: workers share contract, "
+                             "episode leases and the decision log through Redis")
+        return self
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -21,6 +21,19 @@ class StoreUnavailable(Exception):
     """The shared store cannot be reached right now."""
 
 
+@dataclass(frozen=True, slots=True)
+class StoredLease:
+    key: str
+    value: bytes  # EpisodeLease.to_json()
+    ttl_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedDecision:
+    decision_id: str
+    record: bytes  # DecisionRecord.to_json(), serialised once
+
+
 @dataclass
 class StoreHealth:
     """Whether the shared store answered last time (the decision-log flusher finds out every
@@ -36,10 +49,11 @@ class RouterStore(Protocol):
     def contract_notices(self) -> AsyncIterator[str]:
         """Yields the version of each contract stored by any replica (this one included)."""
         ...
-    async def get_lease(self, key: str) -> str | None: ...
-    async def put_lease(self, key: str, value: str, ttl_s: float) -> None: ...
-    async def append_decisions(self, entries: Sequence[dict[str, str]]) -> None: ...
-    async def read_decisions(self, count: int) -> list[dict[str, str]]: ...
+    async def get_lease(self, key: str) -> str | bytes | None: ...
+    async def put_leases(self, leases: Sequence[StoredLease]) -> None:
+        """One pipelined write for many leases (each with its TTL)."""
+    async def append_decisions(self, entries: Sequence[LoggedDecision]) -> None: ...
+    async def read_decisions(self, count: int) -> list[LoggedDecision]: ...
     async def record_outcome(self, task: str, policy: str, success: bool) -> tuple[int, int]:
         """Adds one feedback outcome; returns (successes, episodes) so far for the pair."""
         ...
@@ -52,9 +66,9 @@ class MemoryStore:
 
     def __init__(self, max_leases: int = 100_000) -> None:
         self._contract: str | None = None
-        self._leases: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._leases: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._max_leases = max_leases
-        self._log: list[dict[str, str]] = []
+        self._log: list[LoggedDecision] = []
         self._outcomes: dict[tuple[str, str], tuple[int, int]] = {}
         self._notices: asyncio.Queue[str] = asyncio.Queue()
 
@@ -69,7 +83,7 @@ class MemoryStore:
         while True:
             yield await self._notices.get()
 
-    async def get_lease(self, key: str) -> str | None:
+    async def get_lease(self, key: str) -> bytes | None:
         item = self._leases.get(key)
         if item is None:
             return None
@@ -79,17 +93,21 @@ class MemoryStore:
             return None
         return value
 
-    async def put_lease(self, key: str, value: str, ttl_s: float) -> None:
-        self._leases[key] = (value, time.monotonic() + ttl_s)
-        self._leases.move_to_end(key)
+    async def put_leases(self, leases: Sequence[StoredLease]) -> None:
+        for lease in leases:
+            self.put_lease(lease)
+
+    def put_lease(self, lease: StoredLease) -> None:
+        self._leases[lease.key] = (lease.value, time.monotonic() + lease.ttl_s)
+        self._leases.move_to_end(lease.key)
         while len(self._leases) > self._max_leases:
             self._leases.popitem(last=False)
 
-    async def append_decisions(self, entries: Sequence[dict[str, str]]) -> None:
+    async def append_decisions(self, entries: Sequence[LoggedDecision]) -> None:
         self._log.extend(entries)
         del self._log[:-DECISION_LOG_MAXLEN]
 
-    async def read_decisions(self, count: int) -> list[dict[str, str]]:
+    async def read_decisions(self, count: int) -> list[LoggedDecision]:
         return self._log[-count:]
 
     async def record_outcome(self, task: str, policy: str, success: bool) -> tuple[int, int]:

@@ -1,19 +1,22 @@
-"""Triton over KServe v2 gRPC (`tritonclient.grpc.aio`, one persistent channel per replica).
+"""Triton over KServe v2 gRPC: the raw `GRPCInferenceService` stub on one persistent `grpc.aio`
+channel per replica, with `ModelInferRequest`s built straight from numpy bytes
+(`raw_input_contents`), not tritonclient's per-call `InferInput` objects.
 
+A call carries a batch: `[N, state_dim]` observations (and `[N, tasks]` conditioning for the
+generalist) become one Triton request, whose `[N, action_dim]` answer the batcher splits back.
 The remaining budget becomes both the gRPC deadline (client side) and Triton's own request
-timeout (server side, honoured where the model's queue policy allows it), so a late request is
-dropped by whoever holds it first. tritonclient errors are converted here and nowhere else.
+timeout (server side), so a late request is dropped by whoever holds it first. gRPC errors are
+converted here and nowhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+import grpc
 import numpy as np
-import tritonclient.grpc.aio as triton_aio
 from numpy.typing import NDArray
-from tritonclient.grpc import InferInput, InferRequestedOutput
-from tritonclient.utils import InferenceServerException
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from router_service.errors import (
     UpstreamError,
@@ -26,85 +29,106 @@ OBSERVATION = "observation"
 TASK_VECTOR = "task_onehot"
 ACTION = "action"
 GRPC_DEADLINE_SLACK_S = 0.005
+_CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", 16 * 1024 * 1024),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+_TIMEOUTS = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
+_UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND)
 
 
-def _convert(exc: InferenceServerException, model: str) -> UpstreamError:
-    status = str(exc.status() or "")
-    message = f"{model}: {exc.message()}"
-    if "DEADLINE_EXCEEDED" in status or "CANCELLED" in status:
+def _convert(exc: grpc.aio.AioRpcError, model: str) -> UpstreamError:
+    message = f"{model}: {exc.code().name}: {exc.details()}"
+    if exc.code() in _TIMEOUTS:
         return UpstreamTimeout(message)
-    if "UNAVAILABLE" in status or "NOT_FOUND" in status:
+    if exc.code() in _UNAVAILABLE:
         return UpstreamUnavailable(message)
     return UpstreamRejected(message)
+
+
+def _tensor(request: service_pb2.ModelInferRequest, name: str, rows: NDArray[np.float32]) -> None:
+    spec = request.inputs.add()
+    spec.name, spec.datatype = name, "FP32"
+    spec.shape.extend(rows.shape)
+    request.raw_input_contents.append(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
 
 
 class TritonUpstream:
     def __init__(self, url: str) -> None:
         self.url = url
-        self._client = triton_aio.InferenceServerClient(url=url)
-        self._outputs = [InferRequestedOutput(ACTION)]
+        self._channel = grpc.aio.insecure_channel(url, options=_CHANNEL_OPTIONS)
+        self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
 
     async def infer(
         self,
         model: str,
-        state: NDArray[np.float32],
-        task_vector: NDArray[np.float32] | None,
+        obs: NDArray[np.float32],
+        conditioning: NDArray[np.float32] | None,
         timeout_s: float,
     ) -> NDArray[np.float32]:
-        """One observation → one action. `state` and `task_vector` are 1-D float32."""
+        """`[N, state_dim]` observations (+ `[N, tasks]` conditioning) → `[N, action_dim]`."""
         if timeout_s <= 0:
             raise UpstreamTimeout(f"{model}: no budget left to call")
-        obs = InferInput(OBSERVATION, [1, state.shape[0]], "FP32")
-        obs.set_data_from_numpy(state.reshape(1, -1))
-        inputs = [obs]
-        if task_vector is not None:
-            task = InferInput(TASK_VECTOR, [1, task_vector.shape[0]], "FP32")
-            task.set_data_from_numpy(task_vector.reshape(1, -1))
-            inputs.append(task)
+        request = service_pb2.ModelInferRequest(model_name=model)
+        _tensor(request, OBSERVATION, obs)
+        if conditioning is not None:
+            _tensor(request, TASK_VECTOR, conditioning)
+        request.outputs.add().name = ACTION
+        request.parameters["timeout"].int64_param = max(1, int(timeout_s * 1e6))
         try:
             # The event loop's timer, not the gRPC deadline, cuts the call: grpc.aio delivers
             # an expired deadline 1-3 ms late here, which is a missed control tick. The gRPC
             # deadline stays as a backstop and tells Triton when to stop.
             async with asyncio.timeout(timeout_s):
-                result = await self._client.infer(
-                    model,
-                    inputs,
-                    outputs=self._outputs,
-                    client_timeout=timeout_s + GRPC_DEADLINE_SLACK_S,
-                    timeout=max(1, int(timeout_s * 1e6)),
-                )
-        except InferenceServerException as exc:
+                reply = await self._stub.ModelInfer(
+                    request, timeout=timeout_s + GRPC_DEADLINE_SLACK_S)
+        except grpc.aio.AioRpcError as exc:
             raise _convert(exc, model) from exc
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{model}: timed out") from exc
-        action = result.as_numpy(ACTION)
-        if action is None:
-            raise UpstreamRejected(f"{model}: response has no {ACTION!r} output")
-        return np.asarray(action[0], dtype=np.float32)
+        return self._action(model, reply, obs.shape[0])
+
+    @staticmethod
+    def _action(model: str, reply: service_pb2.ModelInferResponse, rows: int
+                ) -> NDArray[np.float32]:
+        for i, out in enumerate(reply.outputs):
+            if out.name == ACTION and i < len(reply.raw_output_contents):
+                if out.datatype != "FP32" or len(out.shape) != 2 or out.shape[0] != rows:
+                    raise UpstreamRejected(f"{model}: {ACTION!r} is {out.datatype}"
+                                           f"{list(out.shape)}, expected FP32[{rows}, *]")
+                flat = np.frombuffer(reply.raw_output_contents[i], dtype=np.float32)
+                return flat.reshape(rows, int(out.shape[1]))
+        raise UpstreamRejected(f"{model}: response has no {ACTION!r} output")
+
+    async def _ready(self, call: object, request: object, timeout_s: float) -> bool | None:
+        try:
+            reply = await call(request, timeout=timeout_s)  # type: ignore[operator]
+        except grpc.aio.AioRpcError as exc:
+            return None if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED else False
+        return bool(reply.ready)
 
     async def server_ready(self, timeout_s: float = 2.0) -> bool | None:
         """True/False as Triton says; False when it cannot be reached; None when the check
         itself timed out (a busy server is not a down one: callers keep what they knew)."""
-        try:
-            return bool(await self._client.is_server_ready(client_timeout=timeout_s))
-        except InferenceServerException as exc:
-            return None if isinstance(_convert(exc, "health"), UpstreamTimeout) else False
+        return await self._ready(self._stub.ServerReady, service_pb2.ServerReadyRequest(),
+                                 timeout_s)
 
     async def model_ready(self, model: str, timeout_s: float = 2.0) -> bool | None:
         """As `server_ready`, for one model."""
-        try:
-            return bool(await self._client.is_model_ready(model, client_timeout=timeout_s))
-        except InferenceServerException as exc:
-            return None if isinstance(_convert(exc, model), UpstreamTimeout) else False
+        return await self._ready(self._stub.ModelReady,
+                                 service_pb2.ModelReadyRequest(name=model), timeout_s)
 
     async def policy_version(self, model: str, timeout_s: float = 1.0) -> str:
         """The ensemble's `policy_version` config parameter ("unknown" if absent/unreachable)."""
         try:
-            config = await self._client.get_model_config(model, client_timeout=timeout_s)
-        except InferenceServerException:
+            reply = await self._stub.ModelConfig(
+                service_pb2.ModelConfigRequest(name=model), timeout=timeout_s)
+        except grpc.aio.AioRpcError:
             return "unknown"
-        param = config.config.parameters.get("policy_version")
+        param = reply.config.parameters.get("policy_version")
         return param.string_value if param is not None else "unknown"
 
     async def close(self) -> None:
-        await self._client.close()
+        await self._channel.close()

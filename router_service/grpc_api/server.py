@@ -1,5 +1,9 @@
 """gRPC front end (port 50051): `Act`, `StreamAct` and the standard health service, on the same
-engine as HTTP. The caller's gRPC deadline is the request's budget."""
+engine and admission path as HTTP. The caller's gRPC deadline is the request's budget.
+
+With several worker processes (`ROUTER_WORKERS`), each binds the same port with SO_REUSEPORT
+and the kernel spreads connections between them.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from router_client.proto import router_pb2, router_pb2_grpc
 
 from router_service.auth import ApiKeys
 from router_service.engine import ActEngine, ActInput, ActReply
-from router_service.errors import ClientError, InvalidRequest, Overloaded, RouterError
+from router_service.errors import ClientError, Overloaded, RouterError
+from router_service.http_api.responses import note_error
 from router_service.settings import RouterSettings
 
 SERVICE_NAME = "robotrouter.v1.PolicyRouter"
@@ -26,25 +31,28 @@ def _authorization(context: grpc.aio.ServicerContext) -> str | None:
 
 
 def _to_input(req: router_pb2.ActRequest, context: grpc.aio.ServicerContext,
-              received_at: float) -> ActInput:
+              received_at: float, queued_s: float) -> ActInput:
     deadline_ms: float | None = req.deadline_ms if req.deadline_ms > 0 else None
     remaining = context.time_remaining()
-    if deadline_ms is None and remaining is not None:
-        deadline_ms = remaining * 1000  # may be <= 0: the engine rejects an expired deadline
+    if remaining is not None:  # may be <= 0: the engine rejects an expired deadline
+        grpc_ms = remaining * 1000 + (time.monotonic() - received_at) * 1000 + queued_s * 1000
+        deadline_ms = grpc_ms if deadline_ms is None else min(deadline_ms, grpc_ms)
     return ActInput(
         robot_id=req.robot_id, episode_id=req.episode_id, task=req.task or None,
-        state=list(req.observation.state), deadline_ms=deadline_ms, received_at=received_at,
+        state=list(req.observation.state), deadline_ms=deadline_ms,
+        deadline_unix_ms=req.deadline_unix_ms if req.deadline_unix_ms > 0 else None,
+        received_at=received_at, queued_s=queued_s,
     )
 
 
 def _to_proto(reply: ActReply, sequence: int) -> router_pb2.ActResponse:
+    t = reply.timing_ms
     return router_pb2.ActResponse(
         action=reply.action, route=reply.route, policy_version=reply.policy_version,
         task=reply.task, task_source=reply.task_source, task_confidence=reply.task_confidence,
         fallback=reply.fallback or "", deadline_met=reply.deadline_met,
-        timing_ms=router_pb2.Timing(scoring_ms=reply.timing_ms["scoring"],
-                                    upstream_ms=reply.timing_ms["upstream"],
-                                    total_ms=reply.timing_ms["total"]),
+        timing_ms=router_pb2.Timing(scoring_ms=t["scoring"], upstream_ms=t["upstream"],
+                                    total_ms=t["total"], queued_ms=t["queued"]),
         decision_id=reply.decision_id, reason=reply.reason, sequence=sequence,
     )
 
@@ -63,36 +71,19 @@ class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignor
         self.settings = settings
         self.keys = ApiKeys.from_settings(settings)
 
-    async def _act(self, req: router_pb2.ActRequest, context: grpc.aio.ServicerContext,
-                   received_at: float) -> ActReply:
-        rt = self.engine.rt
-        try:
-            self.engine.admit()
-            if not req.robot_id or not req.episode_id:
-                raise InvalidRequest("robot_id and episode_id are required",
-                                     field="robot_id" if not req.robot_id else "episode_id")
-        except RouterError as exc:
-            self.engine.count_refusal(exc)
-            raise
-        rt.inflight += 1
-        rt.metrics.inflight.inc()
-        try:
-            return await self.engine.act(_to_input(req, context, received_at))
-        except RouterError as exc:
-            self.engine.count_refusal(exc)
-            raise
-        finally:
-            rt.inflight -= 1
-            rt.metrics.inflight.dec()
+    async def _serve(self, req: router_pb2.ActRequest, context: grpc.aio.ServicerContext
+                     ) -> ActReply:
+        received_at = time.monotonic()
+        return await self.engine.serve(
+            _to_input(req, context, received_at, self.engine.rt.loop_lag.queued_s))
 
     async def Act(self, request: router_pb2.ActRequest,
                   context: grpc.aio.ServicerContext) -> router_pb2.ActResponse:
-        received_at = time.monotonic()
         try:
             self.keys.check_robot(_authorization(context))
-            reply = await self._act(request, context, received_at)
+            reply = await self._serve(request, context)
         except RouterError as exc:
-            self.engine.rt.metrics.errors.labels(kind=exc.code).inc()
+            note_error(self.engine.rt.metrics, exc)
             err = _error(exc)
             await context.abort(
                 grpc.StatusCode[err.code], f"{err.field}: {err.message}" if err.field
@@ -112,12 +103,11 @@ class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignor
         except RouterError as exc:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
         async for request in request_iterator:
-            received_at = time.monotonic()
             try:
-                reply = await self._act(request, context, received_at)
+                reply = await self._serve(request, context)
             except RouterError as exc:
                 # One bad message must not end a robot's session: answer it with the error.
-                self.engine.rt.metrics.errors.labels(kind=exc.code).inc()
+                note_error(self.engine.rt.metrics, exc)
                 yield router_pb2.ActResponse(sequence=request.sequence, error=_error(exc))
                 continue
             yield _to_proto(reply, request.sequence)
@@ -126,7 +116,8 @@ class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignor
 async def start_grpc_server(engine: ActEngine, settings: RouterSettings) -> grpc.aio.Server:
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", settings.max_body_bytes),
-        ("grpc.so_reuseport", 0),
+        # One process: a second router on the same port is a mistake and must fail to bind.
+        ("grpc.so_reuseport", int(settings.workers > 1)),
     ])
     router_pb2_grpc.add_PolicyRouterServicer_to_server(  # type: ignore[no-untyped-call,unused-ignore]
         PolicyRouterServicer(engine, settings), server

@@ -1,5 +1,6 @@
 """The FastAPI application. `create_app(settings)` builds it; its lifespan owns the runtime
-(Triton client, store, metrics, decision log) and the gRPC server sharing the same engine."""
+(Triton client, store, metrics, decision log) and the gRPC server sharing the same engine.
+`serve_app()` is what the server runs: the app behind the lean `POST /v1/act` path."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from fastapi import FastAPI
 from router_service.auth import ApiKeys
 from router_service.engine import ActEngine
 from router_service.errors import RouterError
-from router_service.http_api import act, contract, feedback, health
+from router_service.http_api import act, contract, feedback, health, stream
+from router_service.http_api.fast_path import LeanActPath
 from router_service.http_api.responses import router_error_handler
 from router_service.runtime import RouterRuntime
 from router_service.settings import RouterSettings
@@ -45,6 +47,11 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.api_keys = ApiKeys.from_settings(settings)
     app.add_exception_handler(RouterError, router_error_handler)
-    for module in (act, feedback, contract, health):
+    for module in (act, stream, feedback, contract, health):
         app.include_router(module.router)
     return app
+
+
+def serve_app() -> LeanActPath:
+    """The ASGI app uvicorn serves (`--factory`; each worker process calls it)."""
+    return LeanActPath(create_app())

@@ -8,24 +8,25 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from router_service.engine import ActEngine
 from router_service.runtime import RouterRuntime
 from router_service.settings import RouterSettings
 
 
-async def get_runtime(request: Request) -> RouterRuntime:
-    runtime: RouterRuntime = request.app.state.runtime
+async def get_runtime(conn: HTTPConnection) -> RouterRuntime:
+    runtime: RouterRuntime = conn.app.state.runtime
     return runtime
 
 
-async def get_engine(request: Request) -> ActEngine:
-    engine: ActEngine = request.app.state.engine
+async def get_engine(conn: HTTPConnection) -> ActEngine:
+    engine: ActEngine = conn.app.state.engine
     return engine
 
 
-async def get_settings(request: Request) -> RouterSettings:
-    settings: RouterSettings = request.app.state.settings
+async def get_settings(conn: HTTPConnection) -> RouterSettings:
+    settings: RouterSettings = conn.app.state.settings
     return settings
 
 

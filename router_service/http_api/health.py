@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from router_service.http_api.deps import Runtime
 from router_service.http_api.responses import FastJSON
@@ -33,4 +36,8 @@ async def readyz(runtime: Runtime) -> Response:
 @router.get("/metrics")
 async def metrics(runtime: Runtime) -> Response:
     runtime.metrics.decision_log_buffered.set(runtime.decision_log.buffered)
-    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    registry = runtime.metrics.registry
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # several workers: every one's values
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

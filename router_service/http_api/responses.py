@@ -1,5 +1,6 @@
 """JSON out via orjson, and the one error body every endpoint uses:
-`{"error": {"code", "message", "field"?, "retry_after_ms"?, "known_tasks"?}}`."""
+`{"error": {"code", "message", "field"?, "retry_after_ms"?, "known_tasks"?}}` (a WebSocket
+session's error also carries the message's `sequence` when it had one)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from router_service.errors import ClientError, Overloaded, RouterError, UnknownTask
+from router_service.metrics import RouterMetrics
 
 
 class FastJSON(JSONResponse):
@@ -29,17 +31,31 @@ def error_body(exc: RouterError) -> dict[str, Any]:
     return {"error": body}
 
 
-def error_response(exc: RouterError) -> Response:
+def error_parts(exc: RouterError, sequence: int | None = None
+                ) -> tuple[int, bytes, dict[str, str]]:
+    """(HTTP status, JSON body, headers) of an error."""
     status = exc.http_status if isinstance(exc, ClientError | Overloaded) else 500
     headers = {}
     if isinstance(exc, Overloaded):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_ms / 1000)))
-    return FastJSON(error_body(exc), status_code=status, headers=headers)
+    body = error_body(exc)
+    if sequence is not None:
+        body["sequence"] = sequence
+    return status, orjson.dumps(body), headers
+
+
+def note_error(metrics: RouterMetrics, exc: RouterError) -> None:
+    metrics.errors.labels(kind=exc.code).inc()
+
+
+def error_response(exc: RouterError) -> Response:
+    status, body, headers = error_parts(exc)
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
 async def router_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RouterError)
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is not None:
-        runtime.metrics.errors.labels(kind=exc.code).inc()
+        note_error(runtime.metrics, exc)
     return error_response(exc)

@@ -26,7 +26,18 @@ class ActBody(Body):
     episode_id: str = IdStr
     task: str | None = Field(default=None, description="Omit to let the router infer it")
     deadline_ms: float | None = Field(default=None, description="Budget in ms from receipt")
+    deadline_unix_ms: float | None = Field(
+        default=None, description="Absolute deadline, Unix time in ms, for robots whose clock "
+        "is synchronised with the router's; the earlier of this and deadline_ms holds. Over "
+        "HTTP the header X-Deadline-Unix-Ms says the same.")
     observation: Observation
+
+
+class StreamActBody(ActBody):
+    """One message of an `/v1/act/stream` session: an act body and the robot's sequence
+    number, echoed in the reply (replies of one session come back in order)."""
+
+    sequence: int | None = Field(default=None, ge=0)
 
 
 class FeedbackBody(Body):

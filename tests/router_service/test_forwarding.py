@@ -12,20 +12,41 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from router_service.contract import HOLD_ROUTE
+from router_service.contract import HOLD_ROUTE, Batching, Hedging
 from router_service.errors import UpstreamRejected, UpstreamTimeout
-from router_service.forwarding import Forwarder
+from router_service.forwarding import Forwarder, ForwardResult, Query
 from router_service.metrics import RouterMetrics
 from router_service.route_health import CircuitBreaker, LatencyEstimator, RouteHealth
 
 SPEC, GEN = "specialist_a", "generalist"
+QUERY = Query(np.zeros(39, dtype=np.float32), np.ones(3, dtype=np.float32) / 3)
+
+
+class Harness:
+    """A real `Forwarder` whose upstream call is whichever scripted upstream a test passes."""
+
+    def __init__(self, hedge_ms: float | None, threshold: int, prior_ms: float) -> None:
+        health = {r: RouteHealth(LatencyEstimator(prior_ms=prior_ms),
+                                 CircuitBreaker(threshold, 10.0)) for r in (SPEC, GEN)}
+        self.up: ScriptedUpstream | None = None
+        hedging = Hedging(enabled=hedge_ms is not None, delay_ms=hedge_ms or 8.0)
+        self.fwd = Forwarder(health, RouterMetrics(), self._call, GEN, Batching(), hedging)
+
+    async def _call(self, route: str, obs: NDArray[np.float32],
+                    cond: NDArray[np.float32] | None, timeout_s: float) -> NDArray[np.float32]:
+        assert self.up is not None
+        assert (cond is not None) == (route == GEN)  # only the generalist is conditioned
+        return await self.up(route, obs, cond, timeout_s)
+
+    async def forward(self, chain: list[str], deadline: float, up: ScriptedUpstream
+                      ) -> ForwardResult:
+        self.up = up
+        return await self.fwd.forward(chain, deadline, QUERY)
 
 
 def make_forwarder(hedge_ms: float | None = None, threshold: int = 3,
-                   prior_ms: float = 2.0) -> Forwarder:
-    health = {r: RouteHealth(LatencyEstimator(prior_ms=prior_ms),
-                             CircuitBreaker(threshold, 10.0)) for r in (SPEC, GEN)}
-    return Forwarder(health, RouterMetrics(), hedge_ms)
+                   prior_ms: float = 2.0) -> Harness:
+    return Harness(hedge_ms, threshold, prior_ms)
 
 
 class ScriptedUpstream:
@@ -36,7 +57,9 @@ class ScriptedUpstream:
         self.calls: list[tuple[str, float]] = []
         self.cancelled: list[str] = []
 
-    async def __call__(self, route: str, timeout_s: float) -> NDArray[np.float32]:
+    async def __call__(self, route: str, obs: NDArray[np.float32],
+                       cond: NDArray[np.float32] | None, timeout_s: float
+                       ) -> NDArray[np.float32]:
         self.calls.append((route, timeout_s))
         delay = self.delays[route]
         if delay is None:
@@ -48,7 +71,7 @@ class ScriptedUpstream:
             raise
         if delay > timeout_s:
             raise UpstreamTimeout(f"{route} timed out")
-        return np.full(4, 1.0 if route == SPEC else 2.0, dtype=np.float32)
+        return np.full((obs.shape[0], 4), 1.0 if route == SPEC else 2.0, dtype=np.float32)
 
 
 def deadline_in(ms: float) -> float:
@@ -103,7 +126,7 @@ async def test_hedge_races_generalist_and_cancels_loser() -> None:
     fwd = make_forwarder(hedge_ms=5.0)
     start = time.monotonic()
     res = await fwd.forward([SPEC, GEN, HOLD_ROUTE], deadline_in(100), up)
-    await asyncio.sleep(0)  # let the cancellation land
+    await asyncio.sleep(0.01)  # let the cancellation land (row, then its abandoned call)
     assert res.route == GEN and res.hedged and res.fallback == "hedge"
     assert SPEC in up.cancelled
     assert (time.monotonic() - start) * 1000 < 150  # the 200 ms specialist was not awaited

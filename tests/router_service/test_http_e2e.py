@@ -39,7 +39,7 @@ def test_declared_task_routes_to_better_specialist(router: Any) -> None:
     assert reply["fallback"] is None and reply["deadline_met"] is True
     assert reply["reason"] == "best_score" and len(reply["action"]) == 4
     assert all(-1.0 <= a <= 1.0 for a in reply["action"])
-    assert set(reply["timing_ms"]) == {"scoring", "upstream", "total"}
+    assert set(reply["timing_ms"]) == {"queued", "scoring", "upstream", "total"}
     assert reply["policy_version"] not in ("", "unknown")
     assert len(reply["decision_id"]) == 32
 

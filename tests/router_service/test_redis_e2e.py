@@ -3,6 +3,7 @@ replica), stickiness, and the decision log, which survives Redis going away."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -105,9 +106,12 @@ def test_decision_log_survives_redis_restart(
     assert logged == ids  # every decision, in order, none lost
     assert "router_decision_log_lost_total 0.0" in router.metrics()
     entry = stream.xrange("router:decisions", count=1)[0][1]
+    record = json.loads(entry["record"])  # one typed DecisionRecord, serialised once
+    assert record["decision_id"] == entry["decision_id"] == ids[0]
     for field in ("state", "candidates", "route_chosen", "budget_ms", "contract_version",
-                  "task_probs", "path", "timing_ms", "action"):
-        assert field in entry  # enough to replay the decision
+                  "task_probs", "path", "timing_ms", "action", "queued_ms", "batch_size"):
+        assert field in record  # enough to replay the decision
+    assert len(record["state"]) == len(STATE) and record["batch_size"] == 1
 
 
 def test_without_redis_url_the_embedded_store_serves(

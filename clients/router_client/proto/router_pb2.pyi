@@ -14,30 +14,34 @@ class Observation(_message.Message):
     def __init__(self, state: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ActRequest(_message.Message):
-    __slots__ = ("robot_id", "episode_id", "task", "observation", "deadline_ms", "sequence")
+    __slots__ = ("robot_id", "episode_id", "task", "observation", "deadline_ms", "sequence", "deadline_unix_ms")
     ROBOT_ID_FIELD_NUMBER: _ClassVar[int]
     EPISODE_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
     OBSERVATION_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     robot_id: str
     episode_id: str
     task: str
     observation: Observation
     deadline_ms: float
     sequence: int
-    def __init__(self, robot_id: _Optional[str] = ..., episode_id: _Optional[str] = ..., task: _Optional[str] = ..., observation: _Optional[_Union[Observation, _Mapping]] = ..., deadline_ms: _Optional[float] = ..., sequence: _Optional[int] = ...) -> None: ...
+    deadline_unix_ms: float
+    def __init__(self, robot_id: _Optional[str] = ..., episode_id: _Optional[str] = ..., task: _Optional[str] = ..., observation: _Optional[_Union[Observation, _Mapping]] = ..., deadline_ms: _Optional[float] = ..., sequence: _Optional[int] = ..., deadline_unix_ms: _Optional[float] = ...) -> None: ...
 
 class Timing(_message.Message):
-    __slots__ = ("scoring_ms", "upstream_ms", "total_ms")
+    __slots__ = ("scoring_ms", "upstream_ms", "total_ms", "queued_ms")
     SCORING_MS_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_MS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_MS_FIELD_NUMBER: _ClassVar[int]
     scoring_ms: float
     upstream_ms: float
     total_ms: float
-    def __init__(self, scoring_ms: _Optional[float] = ..., upstream_ms: _Optional[float] = ..., total_ms: _Optional[float] = ...) -> None: ...
+    queued_ms: float
+    def __init__(self, scoring_ms: _Optional[float] = ..., upstream_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., queued_ms: _Optional[float] = ...) -> None: ...
 
 class Error(_message.Message):
     __slots__ = ("code", "message", "field", "retry_after_ms")

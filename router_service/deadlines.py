@@ -1,0 +1,98 @@
+"""A request's budget: when its clock started, when it must be answered, and whether it was.
+
+The clock starts when the request reached the router, not when its handler ran: the time it
+waited in the server before (estimated from the event loop's lag, `queued_s`) is charged to it.
+A robot whose clock is synchronised with the router's may also send an absolute deadline (Unix
+time in ms); the earlier of the two deadlines holds. `deadline_met` is true only if the reply
+leaves with `REPLY_GUARD_MS` to spare, so a reply that reaches the robot late never says it
+was on time.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from router_service.errors import DeadlineExpired, InvalidRequest, Overloaded
+
+MAX_BUDGET_MS = 60_000.0
+# An absolute deadline further in the past than this is a clock problem, not a late request.
+MAX_CLOCK_SKEW_MS = 10_000.0
+# Between "done" and the reply's last byte on the wire: serialising and writing it.
+REPLY_GUARD_MS = 0.5
+
+
+def reply_margin_ms(budget_ms: float) -> float:
+    """Kept back from the budget for writing the reply: timers and the scheduler run late by
+    about a millisecond on a busy host; a larger budget can afford to keep back more."""
+    return min(max(0.05 * budget_ms, 1.0), 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    arrival: float  # monotonic: when the request reached the router
+    deadline: float  # monotonic
+    queued_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return (self.deadline - self.arrival) * 1000
+
+    @property
+    def reply_margin_ms(self) -> float:
+        return reply_margin_ms(self.total_ms)
+
+    def remaining_ms(self) -> float:
+        return (self.deadline - time.monotonic()) * 1000
+
+    def met(self, done: float) -> bool:
+        return done + REPLY_GUARD_MS / 1000 <= self.deadline
+
+
+def _relative(deadline_ms: float) -> float:
+    if math.isnan(deadline_ms) or deadline_ms > MAX_BUDGET_MS:
+        raise InvalidRequest(f"deadline_ms must be a number in (0, {MAX_BUDGET_MS:.0f}]",
+                             field="deadline_ms")
+    if deadline_ms <= 0:
+        raise DeadlineExpired("deadline_ms is not positive: the deadline has passed",
+                              field="deadline_ms")
+    return deadline_ms
+
+
+def _absolute(deadline_unix_ms: float, arrival: float, now: float) -> float:
+    """The absolute deadline on the monotonic clock."""
+    if not math.isfinite(deadline_unix_ms):
+        raise InvalidRequest("deadline_unix_ms must be a finite number (Unix time in ms)",
+                             field="deadline_unix_ms")
+    left_ms = deadline_unix_ms - time.time() * 1000
+    if left_ms > MAX_BUDGET_MS:
+        raise InvalidRequest(f"deadline_unix_ms is {left_ms:.0f} ms ahead (limit "
+                             f"{MAX_BUDGET_MS:.0f})", field="deadline_unix_ms")
+    if left_ms < -MAX_CLOCK_SKEW_MS:
+        raise InvalidRequest(f"deadline_unix_ms is {-left_ms:.0f} ms in the past: is the "
+                             "robot's clock synchronised with the router's?",
+                             field="deadline_unix_ms")
+    deadline = now + left_ms / 1000
+    if deadline <= arrival:
+        raise DeadlineExpired("deadline_unix_ms had passed when the request arrived",
+                              field="deadline_unix_ms")
+    return deadline
+
+
+def request_budget(received_at: float, queued_s: float, deadline_ms: float | None,
+                   deadline_unix_ms: float | None, default_ms: float) -> Budget:
+    arrival = received_at - max(queued_s, 0.0)
+    now = time.monotonic()
+    relative = deadline_ms if deadline_ms is not None else (
+        None if deadline_unix_ms is not None else default_ms)
+    deadline = arrival + _relative(relative) / 1000 if relative is not None else math.inf
+    if deadline_unix_ms is not None:
+        deadline = min(deadline, _absolute(deadline_unix_ms, arrival, now))
+    budget = Budget(arrival, deadline, max(queued_s, 0.0) * 1000)
+    if deadline <= now:
+        # It had budget when it arrived and lost it waiting here: the router's overload.
+        raise Overloaded(f"the request waited {budget.queued_ms:.1f} ms in the router and its "
+                         "deadline passed", retry_after_ms=max(1.0, budget.queued_ms),
+                         reason="late_in_queue")
+    return budget
