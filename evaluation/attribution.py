@@ -1,15 +1,22 @@
 """Failure attribution: every failed episode gets exactly one label and the evidence that decided
-it. Pure functions of the episode record and what the arm was served under; the rules are
-checked in order and the first that matches wins (RULES is what report.md prints)."""
+it. Pure functions of the episode record and what the arm was served under.
+
+Two methods. `evaluation.counterfactual` (preferred, used whenever the run has a clean
+reference arm) compares a failed episode with the same configuration under the reference arm.
+`attribute` here (the fallback when there is no reference arm) reads symptoms from the episode
+alone; its rules are checked in order and the first that matches wins (RULES). report.md prints
+which method it used."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from evaluation.arms import Perturbation
 from evaluation.contracts import TableRow
 from evaluation.records import NO_REPLY, EpisodeResult
+
+Method = Literal["counterfactual", "rules"]
 
 # A share of steps this large is not an accident of one tick: it shapes the whole episode.
 ROUTER_ERROR_MIN_SHARE = 0.10
@@ -51,6 +58,9 @@ class AttributionContext:
     perturbation: Perturbation = field(default_factory=Perturbation)
     arm_table: dict[tuple[str, str], TableRow] = field(default_factory=dict)
     reference_table: dict[tuple[str, str], TableRow] = field(default_factory=dict)
+    # "router": the router chooses the route; "generalist"/"specialist": the arm's contract
+    # fixes the policy, so a route different from the reference's is a different policy.
+    family: str = "router"
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,8 @@ class Attribution:
     label: str
     summary: str
     evidence: dict[str, Any]
+    subcategory: str | None = None  # model errors only (MODEL_SUBCATEGORIES)
+    method: Method = "rules"
 
 
 def _share(count: int, total: int) -> float:
@@ -125,3 +137,4 @@ def attribute(ep: EpisodeResult, ctx: AttributionContext) -> Attribution | None:
             summary = "router flagged calibration_stale on this episode's feedback"
         return Attribution(STALE_CALIBRATION, summary, {**ev, **calibration})
     return Attribution(MODEL_ERROR, f"right task, {ev['main_route']} on time, still failed", ev)
+

@@ -25,7 +25,7 @@ from pathlib import Path
 from evaluation.arms import DEFAULT_ARMS, OPTIONAL_ARMS, ArmSettings, build_arms
 from evaluation.contracts import load_base
 from evaluation.orchestrate import Session, verify_calibration
-from evaluation.plan import RunPlan
+from evaluation.plan import CLOSED_LOOP_CONFIG_SEED, RunPlan
 from evaluation.publish import publish
 from evaluation.report import Report, matrix_text, rebuild
 from evaluation.stack import RouterEndpoint, RunningStack, contract_version
@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--rounds", type=int, default=4,
                      help="blocks per arm, interleaved with the other arms' blocks")
     run.add_argument("--no-redis", action="store_true", help="own stack without redis-server")
+    run.add_argument("--config-seed", type=int, default=CLOSED_LOOP_CONFIG_SEED,
+                     help="MT1 seed of the evaluation's configurations; must differ from the "
+                          "calibration table's (the panel's eval_config_seed) and the demo seeds")
     pert = run.add_argument_group("perturbations")
     defaults = ArmSettings()
     pert.add_argument("--noise-std", type=float, default=defaults.noise_std)
@@ -113,7 +116,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print(f"no deployment contract {contract} (pass --contract)", file=sys.stderr)
         return 2
     if not 1 <= args.episodes <= 50:
-        print("--episodes must be in 1..50 (the panel's held-out configurations)",
+        print("--episodes must be in 1..50 (the configurations of one MT1 seed)",
               file=sys.stderr)
         return 2
     if not 1 <= args.max_steps <= MAX_EPISODE_STEPS:
@@ -138,7 +141,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                    command=shlex.join(["python", "-m", "evaluation", *argv]),
                    use_redis=not args.no_redis, running=running,
                    triton_grpc=args.triton_grpc, triton_fault_dir=args.triton_fault_dir,
-                   rounds=args.rounds)
+                   rounds=args.rounds, config_seed=args.config_seed)
     print(f"evaluating panel {panel.name}: {len(arms)} arms × {len(panel.tasks)} tasks × "
           f"{args.episodes} episodes, {args.robots} robots over {args.transport}; "
           f"result folder {out}", flush=True)

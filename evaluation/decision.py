@@ -4,14 +4,26 @@ whether the router earns its place over the generalist alone."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from evaluation.stats import newcombe_difference
+from evaluation.stats import WILSON_Z, PairedComparison, newcombe_difference, wilson_interval
 from evaluation.tables import Cell
 
 # Which arm measures which policy on a task (the oracle arms of the run).
 GENERALIST_ARM, SPECIALIST_ARM, ROUTER_ARM = "generalist", "specialist", "router"
+
+
+# A point estimate at or above the target is not evidence of meeting it: a policy whose true
+# rate is 75% scores 18/20 = 90% or better in about one run of eleven. A policy meets a target
+# only when the whole 95% interval clears it, so "meets" is a claim that holds at the
+# interval's confidence, and a run too small to show it says so instead of passing.
+DECISION_RULE = (
+    "A policy meets a task's success target only when the lower bound of the two-sided 95% "
+    f"Wilson score interval (z = {WILSON_Z:.2f}) of its measured success rate is at least the "
+    "target (not the point estimate; it is a one-sided 97.5% lower confidence bound), and its "
+    "p99 round trip is within the latency budget. With n episodes and no failure that lower "
+    "bound is n / (n + z²): a target of 90% needs at least 35 of 35.")
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,13 @@ class Comparison:
     diff: float
     lo: float
     hi: float
+    # Paired by configuration: Newcombe's paired interval and the exact McNemar p. Unpaired
+    # (None): the independent-samples interval, when the arms' configurations did not match.
+    p_value: float | None = None
+
+    @property
+    def paired(self) -> bool:
+        return self.p_value is not None
 
     @property
     def verdict(self) -> str:
@@ -50,16 +69,35 @@ class Decision:
     router_earns_place: bool
     missing_arms: tuple[str, ...]
     lines: tuple[str, ...]
+    rule: str = DECISION_RULE  # printed by the report next to the decision
+
+
+def lower_bound(c: Cell) -> float:
+    """The Wilson lower bound of the cell's success rate, from its counts (not the rounded
+    ci95_lo column, so a bound exactly at a target is not lost to rounding)."""
+    return wilson_interval(c.successes, c.episodes)[0]
+
+
+def meets_success(c: Cell | None, target: float) -> bool:
+    if c is None or c.episodes == 0:
+        return False
+    return lower_bound(c) >= target
 
 
 def meets(c: Cell | None, target: float, budget_ms: float, latency: bool) -> bool:
-    if c is None or c.episodes == 0:
+    """The decision rule (DECISION_RULE): success by the lower confidence bound, then latency."""
+    if c is None or not meets_success(c, target):
         return False
-    return c.success_rate >= target and (not latency or c.p99_latency_ms <= budget_ms)
+    return not latency or c.p99_latency_ms <= budget_ms
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
+
+
+def _pct1(x: float) -> str:
+    # One decimal: a bound of 89.96% must not print as "90% < target 90%".
+    return f"{100 * x:.1f}%"
 
 
 def _smallest_set(ct: ContractTargets, cells: dict[tuple[str, str], Cell], latency: bool
@@ -86,7 +124,11 @@ def _smallest_set(ct: ContractTargets, cells: dict[tuple[str, str], Cell], laten
     return policies, dict(assignment), uncovered
 
 
-def decide(cells_list: Sequence[Cell], ct: ContractTargets) -> Decision:
+def decide(cells_list: Sequence[Cell], ct: ContractTargets,
+           paired: Mapping[str, PairedComparison] | None = None) -> Decision:
+    """`paired`: task -> router arm against generalist arm on the same configurations
+    (stats.paired_comparison); tasks without one are compared unpaired."""
+    paired = paired or {}
     cells = {(c.task, c.arm): c for c in cells_list}
     arms = {c.arm for c in cells_list}
     missing = tuple(a for a in (GENERALIST_ARM, SPECIALIST_ARM, ROUTER_ARM) if a not in arms)
@@ -100,7 +142,11 @@ def decide(cells_list: Sequence[Cell], ct: ContractTargets) -> Decision:
     comparisons = []
     for t in ct.tasks:
         r, g = cells.get((t, ROUTER_ARM)), cells.get((t, GENERALIST_ARM))
-        if r and g:
+        if r and g and t in paired:
+            pc = paired[t]
+            comparisons.append(Comparison(t, r.success_rate, g.success_rate, pc.diff, pc.lo,
+                                          pc.hi, pc.p_value))
+        elif r and g:
             diff, lo, hi = newcombe_difference(r.successes, r.episodes, g.successes, g.episodes)
             comparisons.append(Comparison(t, r.success_rate, g.success_rate, diff, lo, hi))
     gen_miss = tuple(t for t in ct.tasks if not meets(
@@ -129,8 +175,9 @@ def _miss_reason(task: str, c: Cell | None, ct: ContractTargets) -> str:
     if c is None or c.episodes == 0:
         return f"{task} (not measured)"
     why = []
-    if c.success_rate < ct.success_target[task]:
-        why.append(f"success {_pct(c.success_rate)} < {_pct(ct.success_target[task])}")
+    if not meets_success(c, ct.success_target[task]):
+        why.append(f"success {_pct(c.success_rate)}, 95% lower bound {_pct1(lower_bound(c))} < "
+                   f"target {_pct(ct.success_target[task])}")
     if c.p99_latency_ms > ct.budget_ms:
         why.append(f"p99 {c.p99_latency_ms:.1f} ms > {ct.budget_ms:g} ms")
     return f"{task} ({', '.join(why)})"
@@ -156,8 +203,9 @@ def _lines(ct: ContractTargets, cells: dict[tuple[str, str], Cell], chosen: tupl
             arm = GENERALIST_ARM if policy == ct.generalist else SPECIALIST_ARM
             c = cells[task, arm]
             out.append(f"  - {task}: {policy}, {_pct(c.success_rate)} "
-                       f"[{_pct(c.ci95_lo)}, {_pct(c.ci95_hi)}] vs target "
-                       f"{_pct(ct.success_target[task])}, p99 {c.p99_latency_ms:.1f} ms")
+                       f"[{_pct(c.ci95_lo)}, {_pct(c.ci95_hi)}], lower bound "
+                       f"{_pct1(lower_bound(c))} ≥ target {_pct(ct.success_target[task])}, "
+                       f"p99 {c.p99_latency_ms:.1f} ms")
     else:
         out.append(f"- **No policy set meets every success target** ({budget} "
                    f"{'applied' if latency_considered else 'ignored'}); uncovered: "
@@ -179,7 +227,10 @@ def _lines(ct: ContractTargets, cells: dict[tuple[str, str], Cell], chosen: tupl
     for cmp in comparisons:
         out.append(f"  - router vs generalist on {cmp.task}: {_pct(cmp.router_rate)} vs "
                    f"{_pct(cmp.generalist_rate)}, difference {100 * cmp.diff:+.0f} points "
-                   f"[{100 * cmp.lo:+.0f}, {100 * cmp.hi:+.0f}] → {cmp.verdict}")
+                   f"[{100 * cmp.lo:+.0f}, {100 * cmp.hi:+.0f}] "
+                   + (f"(paired by configuration, exact McNemar p = {cmp.p_value:.3g})"
+                      if cmp.p_value is not None else "(unpaired)")
+                   + f" → {cmp.verdict}")
     if ROUTER_ARM in missing or GENERALIST_ARM in missing:
         out.append("- **Whether the router earns its place cannot be decided: the router or "
                    "generalist arm was not run.**")

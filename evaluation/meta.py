@@ -67,6 +67,12 @@ class RunMeta(BaseModel):
     setup_s: float = 0.0
     total_s: float = 0.0
     calibration_loop: dict[str, Any] = {}
+    # Which Meta-World configurations the episodes ran on, and those the calibration table was
+    # measured on, checked disjoint before the run (None/empty: a run from before this was kept).
+    config_seed: int | None = None
+    calibration_config_seed: int | None = None
+    config_ids: dict[str, list[str]] = {}  # task -> identity of configuration index i
+    calibration_config_ids: dict[str, list[str]] = {}
 
     def arm(self, name: str) -> ArmMeta | None:
         return next((a for a in self.arms if a.name == name), None)

@@ -22,7 +22,15 @@ from tqdm import tqdm
 from evaluation import contracts as cx
 from evaluation.arms import Arm
 from evaluation.meta import ArmMeta, RunMeta, parse_metrics, write_meta
-from evaluation.plan import RunPlan, episode_specs, schedule
+from evaluation.plan import (
+    RunPlan,
+    calibration_configurations,
+    check_disjoint,
+    configuration_ids,
+    episode_specs,
+    evaluation_configurations,
+    schedule,
+)
 from evaluation.records import EpisodeResult, append_jsonl, read_jsonl
 from evaluation.report import EPISODES_FILE, META_FILE, Report, build, closed_loop_rows
 from evaluation.runner import EnvCache, EpisodeSpec, RunSettings, run_arm
@@ -30,7 +38,6 @@ from evaluation.stack import OwnStack, RouterEndpoint, RunningStack, reload_cont
 from evaluation.stack import scrape_metrics as scrape
 from evaluation.tables import matrix
 from evaluation.transport import open_transport
-from policies.panel import eval_configurations
 from policies.serving.manifest import load_artifacts
 
 
@@ -133,7 +140,7 @@ class Session:
         plan, started = self.plan, time.perf_counter()
         plan.out.mkdir(parents=True, exist_ok=True)
         (plan.out / EPISODES_FILE).unlink(missing_ok=True)
-        configs = {t: eval_configurations(plan.panel, t, plan.episodes) for t in plan.panel.tasks}
+        configs = self._configurations()
         envs = EnvCache()
         envs.prepare(plan.robots, plan.panel.tasks, configs)
         contracts = {a.name: cx.derive_contract(self.base, a, self.contracts_dir)
@@ -160,6 +167,21 @@ class Session:
             self.meta.total_s = round(time.perf_counter() - started, 1)
             write_meta(plan.out / META_FILE, self.meta)
         return build(plan.out)
+
+    def _configurations(self) -> dict[str, Any]:
+        """The run's configurations per task, checked disjoint from the calibration table's and
+        recorded (both seeds, every identity) before any episode runs."""
+        plan = self.plan
+        configs = {t: evaluation_configurations(plan.panel, t, plan.episodes, plan.config_seed)
+                   for t in plan.panel.tasks}
+        ids = {t: configuration_ids(c) for t, c in configs.items()}
+        calibration = {t: configuration_ids(calibration_configurations(plan.panel, t))
+                       for t in plan.panel.tasks}
+        check_disjoint(ids, calibration)
+        self.meta.config_seed = plan.config_seed
+        self.meta.calibration_config_seed = plan.panel.eval_config_seed
+        self.meta.config_ids, self.meta.calibration_config_ids = ids, calibration
+        return configs
 
     def _start_routers(self, stack: OwnStack | RunningStack, routers: contextlib.ExitStack,
                        contracts: dict[str, Path]) -> dict[str, RouterEndpoint]:

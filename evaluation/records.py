@@ -33,6 +33,9 @@ class EpisodeResult(BaseModel):
     late: list[bool] = []  # no usable action within the control deadline
     fallback: list[bool] = []  # the reply came from a fallback (incl. hold)
     router_total_ms: list[float] = []  # the router's own receipt-to-reply time; -1 when none
+    # The applied action's position part at its bound (runner.saturated); empty in records
+    # written before it was kept, which attribution reads as "no evidence".
+    saturated: list[bool] = []
     statuses: dict[str, int] = {}  # ok / shed / expired / rejected / error
     fallback_reasons: dict[str, int] = {}
     decision_reasons: dict[str, int] = {}

@@ -12,10 +12,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from evaluation.arms import Perturbation
-from evaluation.attribution import Attribution, AttributionContext, attribute
+from evaluation.attribution import Attribution, AttributionContext, Method, attribute
 from evaluation.contracts import TableRow, load_table, row_from_counts
+from evaluation.counterfactual import counterfactual
 from evaluation.decision import (
     GENERALIST_ARM,
+    ROUTER_ARM,
     SPECIALIST_ARM,
     ContractTargets,
     Decision,
@@ -25,6 +27,7 @@ from evaluation.meta import RunMeta, read_meta
 from evaluation.plots import confusion_matrix, latency_cdf, success_heatmap
 from evaluation.records import EpisodeResult, read_jsonl
 from evaluation.report_md import render
+from evaluation.stats import PairedComparison, paired_comparison
 from evaluation.tables import (
     CONFUSION_COLUMNS,
     ROUTE_COLUMNS,
@@ -33,6 +36,7 @@ from evaluation.tables import (
     confusion,
     latencies_by_route,
     matrix,
+    outcomes,
     route_usage,
     write_csv,
     write_matrix,
@@ -57,11 +61,32 @@ class Report:
     decision: Decision
     failures: list[Failure]
     path: Path
+    attribution_method: Method = "rules"
+    attribution_note: str = ""  # which reference arm, or why there was none
 
 
 def targets(meta: RunMeta) -> ContractTargets:
     return ContractTargets(tuple(meta.tasks), meta.success_targets, meta.deadline_ms,
                            meta.generalist, meta.specialist_for, meta.ops_cost)
+
+
+# The counterfactual reference: the oracle arm, whose contract routes every task to its
+# specialist, with the task declared, no perturbation and the build's calibration table.
+REFERENCE_ARM = SPECIALIST_ARM
+
+
+def reference_problem(meta: RunMeta, name: str = REFERENCE_ARM) -> str | None:
+    """Why arm `name` cannot serve as the counterfactual reference (None: it can)."""
+    arm = meta.arm(name)
+    if arm is None:
+        return f"no `{name}` arm in this run"
+    if arm.family != "specialist" or not arm.declare_task:
+        return f"arm `{name}` is not the oracle route with the task declared"
+    if Perturbation(**arm.perturbation) != Perturbation():
+        return f"arm `{name}` is perturbed"
+    if Path(arm.calibration_table).resolve() != Path(meta.reference_table).resolve():
+        return f"arm `{name}` did not route by the reference calibration table"
+    return None
 
 
 def contexts(meta: RunMeta) -> dict[str, AttributionContext]:
@@ -74,21 +99,58 @@ def contexts(meta: RunMeta) -> dict[str, AttributionContext]:
             perturbation=Perturbation(**arm.perturbation),
             arm_table=load_table(table_path) if table_path.is_file() else {},
             reference_table=reference,
+            family=arm.family,
         )
     return out
 
 
-def attribute_all(episodes: Sequence[EpisodeResult], meta: RunMeta) -> list[Failure]:
+def attribute_all(episodes: Sequence[EpisodeResult], meta: RunMeta
+                  ) -> tuple[list[Failure], Method, str]:
+    """Every failed episode's label: counterfactual against the reference arm when the run has
+    a clean one, else the symptom rules. (failures, method used, note saying why)."""
     ctxs = contexts(meta)
+    problem = reference_problem(meta)
+    method: Method = "rules" if problem else "counterfactual"
+    note = (f"no clean reference arm ({problem}): symptom rules on each episode alone"
+            if problem else f"counterfactual against arm `{REFERENCE_ARM}`, same configuration")
+    refs = {(e.task, e.config_index): e for e in episodes if e.arm == REFERENCE_ARM}
+    # The unperturbed router arm splits route × perturbation for the perturbed router arms.
+    plain = meta.arm(ROUTER_ARM)
+    unperturbed = {(e.task, e.config_index): e for e in episodes if e.arm == ROUTER_ARM} if (
+        plain is not None and plain.declare_task
+        and Perturbation(**plain.perturbation) == Perturbation()
+        and Path(plain.calibration_table).resolve() == Path(meta.reference_table).resolve()
+    ) else {}
     failures = []
     for e in episodes:
         if e.success:
             continue
         ctx = ctxs.get(e.arm) or AttributionContext(route_tasks={})
-        found = attribute(e, ctx)
+        if method == "counterfactual":
+            key = (e.task, e.config_index)
+            found = counterfactual(e, ctx, refs.get(key), ctxs.get(REFERENCE_ARM),
+                                   unperturbed.get(key) if e.arm != ROUTER_ARM else None)
+        else:
+            found = attribute(e, ctx)
         assert found is not None  # every failed episode gets a label
         failures.append(Failure(e, found))
-    return failures
+    return failures, method, note
+
+
+def router_vs_generalist(episodes: Sequence[EpisodeResult], tasks: Sequence[str]
+                         ) -> dict[str, PairedComparison]:
+    """Per task, the router arm against the generalist arm paired by configuration; a task
+    whose two arms did not run the same configurations (an interrupted run) is left out and
+    compared unpaired by the decision."""
+    out = {}
+    for t in tasks:
+        r, g = outcomes(episodes, ROUTER_ARM, t), outcomes(episodes, GENERALIST_ARM, t)
+        if r and g:
+            try:
+                out[t] = paired_comparison(r, g)
+            except ValueError:
+                continue
+    return out
 
 
 def closed_loop_rows(cells: Sequence[Cell], meta: RunMeta) -> list[TableRow]:
@@ -110,7 +172,8 @@ def _write_failures(path: Path, failures: Sequence[Failure]) -> None:
             handle.write(json.dumps({
                 "episode_id": e.episode_id, "arm": e.arm, "task": e.task,
                 "config_index": e.config_index, "robot_id": e.robot_id,
-                "label": f.attribution.label, "summary": f.attribution.summary,
+                "label": f.attribution.label, "subcategory": f.attribution.subcategory,
+                "method": f.attribution.method, "summary": f.attribution.summary,
                 "evidence": f.attribution.evidence, "steps": e.steps, "trace": e.trace,
             }) + "\n")
 
@@ -125,9 +188,9 @@ def build(result_dir: Path) -> Report:
     confusion_rows = confusion(episodes)
     write_csv(result_dir / "confusion.csv", CONFUSION_COLUMNS, confusion_rows)
     write_csv(result_dir / "routes.csv", ROUTE_COLUMNS, route_usage(episodes))
-    failures = attribute_all(episodes, meta)
+    failures, method, note = attribute_all(episodes, meta)
     _write_failures(result_dir / "failures.jsonl", failures)
-    decision = decide(cells, targets(meta))
+    decision = decide(cells, targets(meta), router_vs_generalist(episodes, meta.tasks))
 
     plots = result_dir / "plots"
     plots.mkdir(exist_ok=True)
@@ -141,7 +204,7 @@ def build(result_dir: Path) -> Report:
             panels[f"{arm} arm"] = latencies_by_route(e for e in episodes if e.arm == arm)
     latency_cdf(plots / "latency_cdf.png", panels, meta.deadline_ms)
 
-    report = Report(meta, cells, totals, decision, failures, result_dir)
+    report = Report(meta, cells, totals, decision, failures, result_dir, method, note)
     (result_dir / "report.md").write_text(render(report, episodes, confusion_rows))
     return report
 

@@ -8,10 +8,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evaluation.attribution import LABELS, RULES
+from evaluation.attribution import LABELS, MODEL_ERROR, RULES
+from evaluation.counterfactual import (
+    COUNTERFACTUAL_LABELS,
+    COUNTERFACTUAL_RULES,
+    MODEL_SUBCATEGORIES,
+)
 from evaluation.records import EpisodeResult
-from evaluation.stats import newcombe_difference
-from evaluation.tables import Cell
+from evaluation.stats import newcombe_difference, paired_comparison
+from evaluation.tables import Cell, outcomes
 
 if TYPE_CHECKING:
     from evaluation.report import Failure, Report
@@ -69,14 +74,27 @@ def _setup(r: Report) -> list[str]:
         f"(a reply not in hand by then is discarded and the hold action applied)",
         f"- Order: each arm's episodes in {m.rounds} blocks, arms interleaved and rotated "
         "block by block, so drifting background load is spread over all arms",
-        f"- Episodes per cell: {m.episodes_per_cell} (held-out configurations of the panel's "
-        f"evaluation seed, the same for every arm); step limit {m.max_steps}; success = "
-        "`info['success']` at any step",
+        f"- Episodes per cell: {m.episodes_per_cell} (the same configurations for every arm); "
+        f"step limit {m.max_steps}; success = `info['success']` at any step",
+        f"- {_configs(r)}",
         f"- Deployed contract: `{_display(m.base_contract)}` (version "
         f"{m.base_contract_version}); reference calibration table "
         f"`{_display(m.reference_table)}`",
         "- Models: " + ", ".join(f"{k} `{v}`" for k, v in m.model_versions.items()),
     ]
+
+
+def _configs(r: Report) -> str:
+    m = r.meta
+    if m.config_seed is None:
+        return ("Configurations: seed not recorded in run.json (a run from before it was kept); "
+                "disjointness from the calibration table's configurations was not checked")
+    n_eval = sum(len(v) for v in m.config_ids.values())
+    n_cal = sum(len(v) for v in m.calibration_config_ids.values())
+    return (f"Configurations: MT1 seed {m.config_seed} for this evaluation, seed "
+            f"{m.calibration_config_seed} for the calibration table the router routes by; "
+            f"{n_eval} evaluation configurations checked against all {n_cal} of the "
+            "calibration seed's before the run: none shared (identities in run.json)")
 
 
 def _arms(r: Report) -> list[str]:
@@ -135,7 +153,21 @@ def _behaviour(r: Report, episodes: Sequence[EpisodeResult]) -> list[str]:
     return out
 
 
-def _perturbations(r: Report) -> list[str]:
+def _difference(episodes: Sequence[EpisodeResult], arm: str, base: str, task: str,
+                c: Cell, b: Cell) -> list[object]:
+    """Paired by configuration when both arms ran the same ones (they do in a whole run):
+    exact McNemar p and Newcombe's paired interval. Else, e.g. an interrupted run, the
+    independent-samples interval, marked as such."""
+    try:
+        pc = paired_comparison(outcomes(episodes, arm, task), outcomes(episodes, base, task))
+    except ValueError:
+        d, lo, hi = newcombe_difference(c.successes, c.episodes, b.successes, b.episodes)
+        return [f"{100 * d:+.0f} [{100 * lo:+.0f}, {100 * hi:+.0f}] (unpaired)", "-"]
+    return [f"{100 * pc.diff:+.0f} [{100 * pc.lo:+.0f}, {100 * pc.hi:+.0f}]",
+            f"{pc.only_a}/{pc.only_b}, p = {pc.p_value:.3g}"]
+
+
+def _perturbations(r: Report, episodes: Sequence[EpisodeResult]) -> list[str]:
     by = {(c.task, c.arm): c for c in r.cells}
     rows = []
     for arm in r.meta.arms:
@@ -144,16 +176,18 @@ def _perturbations(r: Report) -> list[str]:
         for t in r.meta.tasks:
             base, c = by.get((t, "router")), by.get((t, arm.name))
             if base and c:
-                d, lo, hi = newcombe_difference(c.successes, c.episodes, base.successes,
-                                                base.episodes)
                 rows.append([arm.name, t, _pct(c.success_rate), _pct(base.success_rate),
-                             f"{100 * d:+.0f} [{100 * lo:+.0f}, {100 * hi:+.0f}]",
+                             *_difference(episodes, arm.name, "router", t, c, base),
                              f"{100 * c.deadline_miss_rate:.1f}%",
                              f"{100 * c.fallback_rate:.1f}%"])
     if not rows:
         return ["No perturbed router arm together with the `router` arm in this run."]
-    return _table(("arm", "task", "success", "router arm", "difference, points [95% CI]",
-                   "deadline miss", "fallback"), rows)
+    return ["Paired by configuration (every arm runs the same ones): the difference's 95% "
+            "interval is Newcombe's paired score interval (1998, method 10); discordant pairs "
+            "are configurations only the perturbed arm / only the router arm solved, and p is "
+            "the exact two-sided McNemar test on them.", "",
+            *_table(("arm", "task", "success", "router arm", "difference, points [95% CI]",
+                     "discordant, exact McNemar", "deadline miss", "fallback"), rows)]
 
 
 def _stale(r: Report, episodes: Sequence[EpisodeResult]) -> list[str]:
@@ -179,12 +213,29 @@ def _stale(r: Report, episodes: Sequence[EpisodeResult]) -> list[str]:
 def _failures(r: Report) -> list[str]:
     arms = [a.name for a in r.meta.arms]
     counts = Counter((f.episode.arm, f.attribution.label) for f in r.failures)
-    out = ["Rules, checked in this order; the first that matches is the episode's one label:",
-           ""]
-    out += [f"{i}. **{label}**: {text}" for i, (label, text) in enumerate(RULES, 1)]
-    out += ["", *_table(("arm", *LABELS, "failed"), [
-        [a, *(counts[a, lb] for lb in LABELS), sum(counts[a, lb] for lb in LABELS)]
+    labels: tuple[str, ...]
+    rules: tuple[tuple[str, str], ...]
+    if r.attribution_method == "counterfactual":
+        labels, rules = COUNTERFACTUAL_LABELS, COUNTERFACTUAL_RULES
+        out = [f"Method: **counterfactual** ({r.attribution_note}). Each failed episode is "
+               "compared with the same configuration under the reference arm; the label names "
+               "the one recorded factor in which the two runs differ:", ""]
+        out += [f"- **{label}**: {text}" for label, text in rules]
+    else:
+        labels, rules = LABELS, RULES
+        out = [f"Method: **rule-based fallback** ({r.attribution_note}). Rules, checked in "
+               "this order; the first that matches is the episode's one label:", ""]
+        out += [f"{i}. **{label}**: {text}" for i, (label, text) in enumerate(rules, 1)]
+    out += ["", *_table(("arm", *labels, "failed"), [
+        [a, *(counts[a, lb] for lb in labels), sum(counts[a, lb] for lb in labels)]
         for a in arms])]
+    subs = Counter((f.episode.arm, f.attribution.subcategory) for f in r.failures
+                   if f.attribution.label == MODEL_ERROR and f.attribution.subcategory)
+    if subs:
+        out += ["", "Model errors by sub-category (assigned only on recorded evidence):", "",
+                *_table(("arm", *MODEL_SUBCATEGORIES), [
+                    [a, *(subs[a, s] for s in MODEL_SUBCATEGORIES)] for a in arms
+                    if any(subs[a, s] for s in MODEL_SUBCATEGORIES)])]
     examples: dict[str, Failure] = {}
     for f in r.failures:
         examples.setdefault(f.attribution.label, f)
@@ -228,7 +279,7 @@ def render(r: Report, episodes: Sequence[EpisodeResult],
              "the sticky one.", "", *_behaviour(r, episodes),
              "", "## Router confusion (task hidden)", "", *_confusion(r, episodes,
                                                                       confusion_rows),
-             "", "## Perturbations against the router arm", "", *_perturbations(r),
+             "", "## Perturbations against the router arm", "", *_perturbations(r, episodes),
              "", "## Stale calibration", "", *_stale(r, episodes),
              "", "## Failure attribution", "", *_failures(r),
              "", "## Calibration loop", "", *_calibration_loop(r),
@@ -236,8 +287,7 @@ def render(r: Report, episodes: Sequence[EpisodeResult],
              "![confusion](plots/confusion_matrix.png)", "![latency](plots/latency_cdf.png)",
              "", "## Decision", "",
              f"Contract: success targets {targets}; "
-             f"latency budget: p99 round trip ≤ {m.deadline_ms:g} ms. A policy meets a task "
-             "when its measured success rate reaches the target (point estimate; the 95% "
-             "interval is shown) and its p99 is within the budget.", "",
+             f"latency budget: p99 round trip ≤ {m.deadline_ms:g} ms.", "",
+             f"Decision rule: {r.decision.rule}", "",
              *r.decision.lines, ""]
     return "\n".join(lines)

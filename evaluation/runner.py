@@ -29,6 +29,16 @@ from evaluation.transport import StepReply, Transport
 from policies.panel import make_env
 
 Vector = npt.NDArray[np.float64]
+# Meta-World actions are (dx, dy, dz, gripper) in [-1, 1]; the policies end in tanh, which
+# never reaches 1 exactly. The gripper is commanded fully open or closed on most steps by the
+# experts the policies imitate, so only the position part can show a controller at its limits.
+POSITION_DIMS = 3
+SATURATION_LEVEL = 0.99
+
+
+def saturated(applied: Vector) -> bool:
+    """Whether any position component of the applied action is at its bound."""
+    return bool(np.any(np.abs(applied[:POSITION_DIMS]) >= SATURATION_LEVEL))
 
 
 @dataclass(frozen=True)
@@ -113,7 +123,7 @@ async def run_episode(spec: EpisodeSpec, env: Any, transport: Transport, robot_i
     hold = np.asarray(settings.hold_action, dtype=np.float64)
     tick_s = 1.0 / settings.control_hz if settings.control_hz > 0 else 0.0
     acc: dict[str, Any] = {k: [] for k in ("rtt_ms", "routes", "resolved_tasks", "late",
-                                           "fallback", "router_total_ms")}
+                                           "fallback", "router_total_ms", "saturated")}
     statuses: Counter[str] = Counter()
     fb_reasons: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
@@ -144,6 +154,7 @@ async def run_episode(spec: EpisodeSpec, env: Any, transport: Transport, robot_i
                 obs_next, reward, _term, truncated, info = env.step(applied)
                 is_success = bool(info.get("success", 0.0))
                 _record(acc, statuses, fb_reasons, reasons, reply, usable)
+                acc["saturated"].append(saturated(applied))
                 router_misses += int(reply.deadline_met is False)
                 last_decision = reply.decision_id or last_decision
                 total_reward += float(reward)

@@ -137,3 +137,9 @@ def write_csv(path: Path, columns: Sequence[str], rows: Iterable[dict[str, objec
 
 def write_matrix(path: Path, cells: Sequence[Cell]) -> None:
     write_csv(path, MATRIX_COLUMNS, (asdict(c) for c in cells))
+
+
+def outcomes(episodes: Iterable[EpisodeResult], arm: str, task: str) -> list[tuple[int, bool]]:
+    """(configuration index, success) of one arm on one task: the input of a paired
+    comparison (stats.paired_comparison), since every arm runs the same configurations."""
+    return [(e.config_index, e.success) for e in episodes if e.arm == arm and e.task == task]

@@ -23,15 +23,19 @@ def episode(task: str = "reach-v3", arm: str = "router", success: bool = False,
             wrong_task: str | None = None, late_steps: int = 0, fallback_steps: int = 0,
             no_reply_steps: int = 0, rtt: float = 5.0, eval_error: str | None = None,
             feedback: dict[str, Any] | None = None, index: int = 0,
-            declared: bool = True) -> EpisodeResult:
+            declared: bool = True, saturated_steps: int = 0,
+            fallback_route: str | None = None) -> EpisodeResult:
     """An episode whose per-step lists say exactly what the arguments say (the listed kinds of
-    step come first, in the order no-reply, wrong-task, late, fallback)."""
+    step come first, in the order no-reply, wrong-task, late, fallback; saturated steps are
+    the first ones). Fallback steps are served by `fallback_route` (default: the same route)."""
     route = route or SPECIALIST[task]
     wrong_task = wrong_task or next(t for t in TASKS if t != task)
     routes, tasks, late, fallback, rtts = [], [], [], [], []
     for i in range(steps):
         replied = i >= no_reply_steps
-        routes.append(route if replied else NO_REPLY)
+        fell_back = replied and i < no_reply_steps + fallback_steps
+        routes.append((fallback_route or route if fell_back else route) if replied
+                      else NO_REPLY)
         wrong = no_reply_steps <= i < no_reply_steps + wrong_task_steps
         tasks.append((wrong_task if wrong else task) if replied else NO_REPLY)
         late.append(not replied or i < no_reply_steps + late_steps)
@@ -43,6 +47,7 @@ def episode(task: str = "reach-v3", arm: str = "router", success: bool = False,
         steps=steps, first_success_step=steps - 1 if success else None,
         eval_error=eval_error, rtt_ms=rtts, routes=routes, resolved_tasks=tasks, late=late,
         fallback=fallback, router_total_ms=[v / 2 if v >= 0 else -1.0 for v in rtts],
+        saturated=[i < saturated_steps for i in range(steps)],
         statuses={"ok": steps - no_reply_steps, **({"shed": no_reply_steps}
                                                    if no_reply_steps else {})},
         feedback=feedback or {"status": 202, "calibration_stale": None},
@@ -92,8 +97,13 @@ def run_meta(folder: Path, arms: list[ArmMeta], reference: Path, episodes: int) 
     )
 
 
-def constructed_run(folder: Path, n: int = 10) -> tuple[RunMeta, list[EpisodeResult]]:
-    """Four arms × three tasks, with one failure of every label somewhere."""
+def constructed_run(folder: Path, n: int = 10, reference_ok: bool = False,
+                    skip: tuple[str, ...] = ()) -> tuple[RunMeta, list[EpisodeResult]]:
+    """Six arms × three tasks, with one failure of every rule-based label somewhere: every arm
+    fails on configurations n-2 and n-1. With `reference_ok` the specialist arm (the
+    counterfactual reference) succeeds everywhere and the stale-calibration arm's failures
+    were routed to the generalist, so every counterfactual label shows up. `skip`: arms left
+    out of the run."""
     folder.mkdir(parents=True, exist_ok=True)
     reference = write_table(folder / "reference.json", reference_rows())
     stale_table = write_table(folder / "stale.json", [
@@ -104,6 +114,7 @@ def constructed_run(folder: Path, n: int = 10) -> tuple[RunMeta, list[EpisodeRes
             Arm("action_delay", "router", perturbation=Perturbation(action_delay_steps=3)),
             Arm("stale_calibration", "router",
                 perturbation=Perturbation(stale_calibration=True))]
+    arms = [a for a in arms if a.name not in skip]
     metas = [arm_meta(a, stale_table if a.perturbation.stale_calibration else reference,
                       stale_pairs=(("reach-v3", "generalist"),)
                       if a.perturbation.stale_calibration else ()) for a in arms]
@@ -112,7 +123,7 @@ def constructed_run(folder: Path, n: int = 10) -> tuple[RunMeta, list[EpisodeRes
         for t in TASKS:
             route = "generalist" if a.family == "generalist" else SPECIALIST[t]
             for i in range(n):
-                ok = i < n - 2  # two failures per cell
+                ok = i < n - 2 or (reference_ok and a.name == "specialist")
                 kwargs: dict[str, Any] = {}
                 if not ok and a.name == "router_hidden":
                     kwargs = {"wrong_task_steps": 50}
@@ -120,8 +131,12 @@ def constructed_run(folder: Path, n: int = 10) -> tuple[RunMeta, list[EpisodeRes
                     kwargs = {"late_steps": 30}
                 elif not ok and a.name == "generalist" and i == n - 1:
                     kwargs = {"eval_error": "step 3: ValueError: boom", "steps": 4}
-                eps.append(episode(t, a.name, ok, route=route, index=i,
-                                   declared=a.declare_task, **kwargs))
+                elif not ok and a.name == "generalist":
+                    kwargs = {"saturated_steps": 60}  # pinned at its bounds: control
+                elif not ok and reference_ok and a.name == "stale_calibration":
+                    kwargs = {"route": "generalist"}  # the inverted table's pick
+                eps.append(episode(t, a.name, ok, index=i, declared=a.declare_task,
+                                   **{"route": route, **kwargs}))
     write_jsonl(folder / "episodes.jsonl", eps)
     meta = run_meta(folder, metas, reference, n)
     write_meta(folder / "run.json", meta)
