@@ -104,6 +104,7 @@ class OwnStack:
         self._redis: ManagedProcess | None = None
         self._redis_port = 0
         self._triton_grpc = triton_grpc or ""
+        self._triton_http: str | None = None  # an external server is known by its gRPC address
         self._routers_started = 0
 
     @property
@@ -125,6 +126,7 @@ class OwnStack:
         http, grpc, metrics = _distinct_ports(3)
         ports = TritonPorts(http=http, grpc=grpc, metrics=metrics)
         self._triton_grpc = f"127.0.0.1:{grpc}"
+        self._triton_http = f"127.0.0.1:{http}"
         self._triton = triton_process(repository, self.run_dir / "tritonserver.log", ports)
         self._triton.start()
 
@@ -156,6 +158,8 @@ class OwnStack:
         env.update({
             "ROUTER_CONTRACT_PATH": str(contract.resolve()),
             "ROUTER_TRITON_GRPC_URL": self._triton_grpc,
+            **({"ROUTER_TRITON_HTTP_URL": self._triton_http} if self._triton_http
+               else {"ROUTER_TRITON_PROTOCOL": "grpc"}),
             "ROUTER_HTTP_PORT": str(http_port), "ROUTER_GRPC_PORT": str(grpc_port),
             "ROUTER_API_KEYS": self.robot_key, "ROUTER_ADMIN_KEY": self.admin_key,
             "ROUTER_REPLICA_ID": f"eval-{name}",

@@ -17,6 +17,7 @@ When a batch leaves:
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -66,6 +67,7 @@ class RouteBatcher:
     _rows: list[_Row] = field(default_factory=list, init=False)
     _inflight: int = field(default=0, init=False)
     _timer: asyncio.TimerHandle | None = field(default=None, init=False)
+    _timer_at: float = field(default=0.0, init=False)  # loop time (uvloop's handles lack when())
     _soon: bool = field(default=False, init=False)
     _calls: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
@@ -93,11 +95,12 @@ class RouteBatcher:
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
         first = self._rows[0]
         when = min(first.enqueued + self.max_wait_s, min(r.send_by for r in self._rows))
-        if self._timer is not None and self._timer.when() <= self._loop_time(loop, when):
+        at = self._loop_time(loop, when)
+        if self._timer is not None and self._timer_at <= at:
             return
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = loop.call_at(self._loop_time(loop, when), self._flush)
+        self._timer, self._timer_at = loop.call_at(at, self._flush), at
 
     @staticmethod
     def _loop_time(loop: asyncio.AbstractEventLoop, monotonic_at: float) -> float:
@@ -128,8 +131,9 @@ class RouteBatcher:
         task = asyncio.get_running_loop().create_task(self._run(batch, obs, cond, timeout_s))
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
+        abandoned = functools.partial(_cancel_if_abandoned, batch=batch, task=task)
         for r in batch:
-            r.future.add_done_callback(lambda f, b=batch, t=task: _cancel_if_abandoned(f, b, t))
+            r.future.add_done_callback(abandoned)
 
     async def _run(self, batch: list[_Row], obs: NDArray[np.float32],
                    cond: NDArray[np.float32] | None, timeout_s: float) -> None:
@@ -159,7 +163,7 @@ class RouteBatcher:
             task.cancel()
 
 
-def _cancel_if_abandoned(future: asyncio.Future[RowResult], batch: list[_Row],
+def _cancel_if_abandoned(future: asyncio.Future[RowResult], *, batch: list[_Row],
                          task: asyncio.Task[None]) -> None:
     """A Triton call nobody waits for any more (every row timed out or lost its hedge) is
     cancelled, so Triton drops it too."""

@@ -31,6 +31,10 @@ MIN_ATTEMPT_MS = 1.0
 RESERVE_FACTOR, RESERVE_EXTRA_MS = 1.2, 0.5
 # An adaptive hedge fires when the primary is this much later than its own predicted p90.
 HEDGE_P90_FACTOR, HEDGE_MIN_MS = 1.5, 1.0
+# A timeout counts against a route's circuit only if the attempt had this many times the
+# route's predicted latency: a request that arrived with little budget left says nothing about
+# the route's health, and counting it would open every circuit whenever robots run late.
+BREAKER_TIMEOUT_FACTOR = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +148,13 @@ class Forwarder:
                 row = await self.batchers[route].infer(query.state, conditioning, timeout_s,
                                                        slack_s)
         except TimeoutError as exc:
-            health.breaker.record_failure()
-            self._circuit[route].set(int(health.breaker.is_open))
+            self._verdict(route, timeout_s)
             raise UpstreamTimeout(f"{route}: no answer within {timeout_s * 1000:.1f} ms") from exc
+        except UpstreamTimeout:
+            self._verdict(route, timeout_s)
+            raise
         except UpstreamError:
-            health.breaker.record_failure()
-            self._circuit[route].set(int(health.breaker.is_open))
+            self._verdict(route, None)
             raise
         except asyncio.CancelledError:
             health.breaker.release()  # a hedge loser says nothing about the route's health
@@ -162,6 +167,17 @@ class Forwarder:
         health.breaker.record_success()
         self._circuit[route].set(0)
         return row
+
+    def _verdict(self, route: str, timed_out_after_s: float | None) -> None:
+        """A failed attempt: an error always counts against the route; a timeout only when the
+        route had ample time (BREAKER_TIMEOUT_FACTOR x its predicted latency)."""
+        health = self.health[route]
+        ample = BREAKER_TIMEOUT_FACTOR * health.latency.predicted_ms() / 1000
+        if timed_out_after_s is not None and timed_out_after_s < ample:
+            health.breaker.release()  # no verdict, and a probe slot it held is free again
+            return
+        health.breaker.record_failure()
+        self._circuit[route].set(int(health.breaker.is_open))
 
     async def _hedged(self, primary: str, backup: str, deadline: float, query: Query,
                       res: ForwardResult) -> tuple[str, RowResult]:
@@ -200,12 +216,17 @@ class Forwarder:
         self.metrics.fallbacks.labels(from_route=route, to_route=to_route, reason=reason).inc()
 
     async def warm_up(self, route: str, state_dim: int, tasks: int) -> None:
-        """One call per new route before it takes traffic: a cold python-backend model answers
-        its first request tens of ms late, which would be some robot's missed deadline."""
-        state = np.zeros((1, state_dim), dtype=np.float32)
-        conditioning = (np.full((1, tasks), 1 / tasks, dtype=np.float32)
-                        if route == self.generalist else None)
-        await self.batchers[route].call(route, state, conditioning, 10.0)
+        """Calls at every batch size the batcher may send (powers of two), before the route
+        takes traffic: a cold python-backend model, and each new batch shape, answers its first
+        request tens of ms late, which would be some robot's missed deadline."""
+        batcher = self.batchers[route]
+        size = 1
+        while size <= batcher.max_batch:
+            state = np.zeros((size, state_dim), dtype=np.float32)
+            conditioning = (np.full((size, tasks), 1 / tasks, dtype=np.float32)
+                            if route == self.generalist else None)
+            await batcher.call(route, state, conditioning, 10.0)
+            size *= 2
 
     async def close(self) -> None:
         for batcher in self.batchers.values():

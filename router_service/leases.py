@@ -33,7 +33,7 @@ from router_service.store import (
 class EpisodeLeases:
     def __init__(self, store: RouterStore, metrics: RouterMetrics, health: StoreHealth,
                  fresh_s: float = 1.0, max_cached: int = 100_000,
-                 flush_every_s: float = 0.005) -> None:
+                 flush_every_s: float = 0.02) -> None:
         self._store = store
         self._health = health
         self._metrics = metrics

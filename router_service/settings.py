@@ -5,7 +5,7 @@ serve and how to route, and is shared by every replica through the store."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -15,6 +15,10 @@ class RouterSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ROUTER_", frozen=True)
 
     contract_path: Path = Path("deploy/contracts/ci.yaml")
+    # How the router calls Triton: KServe v2 HTTP with binary tensors (default: the cheapest per
+    # call here) or gRPC. Each protocol has its own address.
+    triton_protocol: Literal["http", "grpc"] = "http"
+    triton_http_url: str = "127.0.0.1:8000"
     triton_grpc_url: str = "127.0.0.1:8001"
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     replica_id: str = "router-0"

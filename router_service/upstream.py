@@ -1,6 +1,8 @@
-"""Triton over KServe v2 gRPC: the raw `GRPCInferenceService` stub on one persistent `grpc.aio`
-channel per replica, with `ModelInferRequest`s built straight from numpy bytes
-(`raw_input_contents`), not tritonclient's per-call `InferInput` objects.
+"""The router's view of Triton (`Upstream`), and its KServe v2 gRPC implementation: the raw
+`GRPCInferenceService` stub on one persistent `grpc.aio` channel per replica, with
+`ModelInferRequest`s built straight from numpy bytes (`raw_input_contents`), not tritonclient's
+per-call `InferInput` objects. The default upstream is HTTP (upstream_http.py), which costs
+the router a fifth of the CPU per call; gRPC stays for deployments that only expose it.
 
 A call carries a batch: `[N, state_dim]` observations (and `[N, tasks]` conditioning for the
 generalist) become one Triton request, whose `[N, action_dim]` answer the batcher splits back.
@@ -12,6 +14,7 @@ converted here and nowhere else.
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 import grpc
 import numpy as np
@@ -37,6 +40,27 @@ _CHANNEL_OPTIONS = [
 ]
 _TIMEOUTS = (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 _UNAVAILABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND)
+
+
+class Upstream(Protocol):
+    async def infer(self, model: str, obs: NDArray[np.float32],
+                    conditioning: NDArray[np.float32] | None, timeout_s: float
+                    ) -> NDArray[np.float32]:
+        """`[N, state_dim]` observations (+ `[N, tasks]` conditioning) → `[N, action_dim]`;
+        raises `UpstreamError` (timeout, unavailable, rejected) and nothing else of its own."""
+        ...
+
+    async def server_ready(self, timeout_s: float = 2.0) -> bool | None:
+        """True/False as Triton says; False when unreachable; None when the check timed out."""
+        ...
+
+    async def model_ready(self, model: str, timeout_s: float = 2.0) -> bool | None: ...
+
+    async def policy_version(self, model: str, timeout_s: float = 1.0) -> str:
+        """The ensemble's `policy_version` config parameter ("unknown" if absent)."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 def _convert(exc: grpc.aio.AioRpcError, model: str) -> UpstreamError:

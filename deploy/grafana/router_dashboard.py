@@ -273,6 +273,34 @@ def router_dashboard() -> Dashboard:
             ),
         ),
     )
+    batching = Row(
+        "Batching and queueing",
+        (
+            Panel(
+                "Rows per Triton request by route",
+                (Target(f"sum by (route) (rate(router_batch_size_sum{{{R}}}[5m])) / "
+                        f"sum by (route) (rate(router_batch_size_count{{{R}}}[5m]))",
+                        "{{route}}"),),
+                description="Cross-robot micro-batching: mean rows per Triton request.",
+            ),
+            Panel(
+                "Batch wait p99 by route",
+                (Target("histogram_quantile(0.99, sum by (route, le) "
+                        f"(rate(router_batch_wait_seconds_bucket{{{R}}}[5m])))", "{{route}}"),),
+                unit="s",
+                description="How long a row waited for its batch to leave (bounded by its "
+                "slack and routing.batching.max_wait_ms).",
+            ),
+            Panel(
+                "Queue wait before the handler p99",
+                (Target("histogram_quantile(0.99, sum by (le) "
+                        "(rate(router_queue_wait_seconds_bucket[5m])))", "p99"),),
+                unit="s",
+                description="Estimated time requests waited in the router before their "
+                "handler ran; charged to their budget.",
+            ),
+        ),
+    )
     return Dashboard(
         uid="robot-router",
         title="Robot policy router",
@@ -281,6 +309,6 @@ def router_dashboard() -> Dashboard:
         variables=(
             Variable("route", "Route", "label_values(router_requests_total, route)"),
         ),
-        rows=(traffic, sla, decisions, load, state),
+        rows=(traffic, sla, decisions, load, batching, state),
         links=LINKS,
     )

@@ -40,6 +40,7 @@ def router_process(contract: Path, triton: TritonPorts, redis_url: str | None,
     env.update({
         "ROUTER_CONTRACT_PATH": str(contract),
         "ROUTER_TRITON_GRPC_URL": f"127.0.0.1:{triton.grpc}",
+        "ROUTER_TRITON_HTTP_URL": f"127.0.0.1:{triton.http}",
         "ROUTER_HTTP_PORT": str(http_port),
         "ROUTER_GRPC_PORT": str(grpc_port),
     })

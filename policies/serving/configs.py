@@ -44,12 +44,16 @@ def _parameters(config: mc.ModelConfig, values: Mapping[str, str]) -> None:
 
 
 def _schedule(
-    config: mc.ModelConfig, kind: int = mc.ModelInstanceGroup.KIND_CPU, queue_delay_us: int = 0
+    config: mc.ModelConfig, kind: int = mc.ModelInstanceGroup.KIND_CPU, queue_delay_us: int = 0,
+    instances: int = 1,
 ) -> None:
     # One instance per model: the host has few cores and the batcher fills each execute call.
-    config.instance_group.append(mc.ModelInstanceGroup(count=1, kind=kind))
+    config.instance_group.append(mc.ModelInstanceGroup(count=instances, kind=kind))
     config.dynamic_batching.SetInParent()  # present even when every field keeps its default
     config.dynamic_batching.max_queue_delay_microseconds = queue_delay_us
+
+
+FAULT_INSTANCES = 2
 
 
 def python_model(
@@ -58,10 +62,11 @@ def python_model(
     outputs: Mapping[str, int],
     parameters: Mapping[str, str] | None = None,
     queue_delay_us: int = 0,
+    instances: int = 1,
 ) -> mc.ModelConfig:
     config = _base(name, inputs, outputs, backend="python")
     _parameters(config, parameters or {})
-    _schedule(config, queue_delay_us=queue_delay_us)
+    _schedule(config, queue_delay_us=queue_delay_us, instances=instances)
     return config
 
 
@@ -95,7 +100,11 @@ def policy(
     outputs = {"action": action_dim}  # the ONNX output name, so both flavours share the ensemble
     if flavour == "cpu":
         parameters = {"fault_file": fault_file} if fault_file else None
-        return python_model(name, inputs, outputs, parameters, POLICY_QUEUE_DELAY_US)
+        # A fault-injected policy gets a second instance: an injected straggler then delays
+        # its own execute call without blocking the requests queued behind it, as a slow GPU
+        # kernel or a preempted host would, so a hedge has somewhere to go.
+        return python_model(name, inputs, outputs, parameters, POLICY_QUEUE_DELAY_US,
+                            instances=FAULT_INSTANCES if fault_file else 1)
     if fault_file:
         raise ValueError("fault injection needs the python-backend policy (flavour cpu)")
     config = _base(name, inputs, outputs, platform="onnxruntime_onnx")

@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
+import uvloop
 from numpy.typing import NDArray
 
 from router_service.batching import BatchObserver, RouteBatcher
 
 ROUTE = "specialist_a"
+
+
 
 
 class Recorder:
@@ -37,14 +41,14 @@ def row(i: int) -> NDArray[np.float32]:
     return np.full(39, float(i), dtype=np.float32)
 
 
-async def test_lone_row_on_an_idle_route_is_sent_at_once() -> None:
+async def case_lone_row_on_an_idle_route_is_sent_at_once() -> None:
     rec = Recorder()
     result = await rec.batcher().infer(row(1), None, timeout_s=1.0, slack_s=0.5)
     assert rec.batches == [1] and result.batch_size == 1
     assert rec.waits[0] < 0.005  # not held for max_wait (50 ms) although it had slack
 
 
-async def test_rows_of_one_turn_share_a_call_and_each_gets_its_own_row() -> None:
+async def case_rows_of_one_turn_share_a_call_and_each_gets_its_own_row() -> None:
     rec = Recorder()
     batcher = rec.batcher()
     results = await asyncio.gather(*(batcher.infer(row(i), None, 1.0, 0.5) for i in range(5)))
@@ -54,7 +58,7 @@ async def test_rows_of_one_turn_share_a_call_and_each_gets_its_own_row() -> None
         np.testing.assert_array_equal(result.action, np.full(4, 2.0 * i))
 
 
-async def test_rows_gather_while_a_call_is_in_flight() -> None:
+async def case_rows_gather_while_a_call_is_in_flight() -> None:
     rec = Recorder(delay_s=0.03)
     batcher = rec.batcher()
     first = asyncio.ensure_future(batcher.infer(row(0), None, 1.0, 0.5))
@@ -64,7 +68,7 @@ async def test_rows_gather_while_a_call_is_in_flight() -> None:
     assert rec.batches == [1, 3]  # they left together when the first call returned
 
 
-async def test_a_row_without_slack_is_not_held_back() -> None:
+async def case_a_row_without_slack_is_not_held_back() -> None:
     rec = Recorder(delay_s=0.05)
     batcher = rec.batcher(max_wait_ms=40.0)
     first = asyncio.ensure_future(batcher.infer(row(0), None, 1.0, 0.5))
@@ -78,7 +82,7 @@ async def test_a_row_without_slack_is_not_held_back() -> None:
     assert loop.time() - start < 0.09
 
 
-async def test_wait_is_bounded_by_the_rows_slack() -> None:
+async def case_wait_is_bounded_by_the_rows_slack() -> None:
     rec = Recorder(delay_s=0.2)
     batcher = rec.batcher(max_wait_ms=50.0)
     first = asyncio.ensure_future(batcher.infer(row(0), None, 1.0, 0.5))
@@ -90,14 +94,14 @@ async def test_wait_is_bounded_by_the_rows_slack() -> None:
     await asyncio.gather(first, second)
 
 
-async def test_max_batch_splits_a_burst() -> None:
+async def case_max_batch_splits_a_burst() -> None:
     rec = Recorder()
     batcher = rec.batcher(max_batch=4)
     await asyncio.gather(*(batcher.infer(row(i), None, 1.0, 0.5) for i in range(10)))
     assert sorted(rec.batches) == [2, 4, 4]
 
 
-async def test_conditioning_rows_travel_with_their_observations() -> None:
+async def case_conditioning_rows_travel_with_their_observations() -> None:
     seen: list[NDArray[np.float32]] = []
 
     async def call(route: str, obs: NDArray[np.float32], cond: NDArray[np.float32] | None,
@@ -114,7 +118,7 @@ async def test_conditioning_rows_travel_with_their_observations() -> None:
     assert [float(r.action[0]) for r in results] == [1.0, 1.0, 2.0]
 
 
-async def test_a_call_every_row_abandoned_is_cancelled() -> None:
+async def case_a_call_every_row_abandoned_is_cancelled() -> None:
     cancelled = asyncio.Event()
 
     async def call(route: str, obs: NDArray[np.float32], cond: NDArray[np.float32] | None,
@@ -133,3 +137,17 @@ async def test_a_call_every_row_abandoned_is_cancelled() -> None:
     except TimeoutError:
         pass
     await asyncio.wait_for(cancelled.wait(), 0.5)
+
+
+CASES = {name.removeprefix("case_"): fn for name, fn in dict(globals()).items()
+         if name.startswith("case_")}
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_batching(case: str, loop: str) -> None:
+    """Every case on both loops: the router runs on uvloop, whose timer handles differ from
+    asyncio's (uvloop's `call_at` handle has no `when()`)."""
+    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(CASES[case]())
