@@ -37,7 +37,7 @@ def pick_loop(kind: LoopKind, transport: str) -> LoopKind:
     # grpc.aio is supported on the default asyncio loop; HTTP clients gain from uvloop.
     if kind != "auto":
         return kind
-    if transport == "grpc":
+    if transport in ("grpc", "grpc-stream"):
         return "asyncio"
     try:
         import uvloop  # noqa: F401
@@ -106,6 +106,8 @@ def execute(scenario: Scenario, cfg: RunConfig) -> tuple[dict[str, Any], list[Re
         "started_utc": datetime.fromtimestamp(result.started_unix, UTC).isoformat(),
         "elapsed_s": result.elapsed_s,
         "planned_requests": len(plan),
+        # Answered (any status), ramp included: what a server's CPU over the run is divided by.
+        "completed": sum(1 for r in result.records if r.done_s is not None),
         "unfinished_at_drain": result.unfinished,
         "event_loop": loop,
         "generator": {

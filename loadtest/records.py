@@ -50,6 +50,7 @@ class Columns:
     error_kind: npt.NDArray[np.str_]
     fallback: npt.NDArray[np.bool_]
     deadline_missed_by_server: npt.NDArray[np.bool_]  # server said deadline_met=false
+    deadline_met_by_server: npt.NDArray[np.bool_]  # server said deadline_met=true
 
     def __len__(self) -> int:
         return int(self.scheduled_s.shape[0])
@@ -76,6 +77,9 @@ def columns(records: Sequence[Record]) -> Columns:
         fallback=np.array([bool(r.fallback) for r in records], dtype=np.bool_),
         deadline_missed_by_server=np.array(
             [r.deadline_met is False for r in records], dtype=np.bool_
+        ),
+        deadline_met_by_server=np.array(
+            [r.deadline_met is True for r in records], dtype=np.bool_
         ),
     )
 

@@ -26,7 +26,7 @@ def summarize_records(
     """Summary over the measured window: requests scheduled after the ramp, before the end."""
     sla = sla or scenario.sla
     cols = columns(records)
-    summary = summarize(cols, sla, scenario.ramp_s, scenario.duration_s)
+    summary = summarize(cols, sla, scenario.ramp_s, scenario.duration_s, scenario.deadline_ms)
     measured = [r for r in records if r.scheduled_s >= scenario.ramp_s]
     summary["hidden_task_share_sent"] = (
         sum(r.hidden for r in measured) / len(measured) if measured else None
@@ -70,6 +70,10 @@ def write_result(out_dir: Path, result: dict[str, Any], records: list[Record], p
         plot_latency(columns(records), scenario.sla, out_dir / PLOT_FILE, title, scenario.ramp_s)
 
 
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
+
+
 def result_path(path: Path) -> Path:
     return path / RESULT_FILE if path.is_dir() else path
 
@@ -109,6 +113,8 @@ def format_summary(result: dict[str, Any]) -> str:
     lines += [
         f"latency (ms) from scheduled send; percentiles: {s['percentile_method']}",
         f"errors by kind: {o['errors_by_kind'] or 'none'}; fallbacks: {o['fallbacks']}",
+        f"hold share {_share(o.get('hold_share'))}, shed share {_share(o.get('shed_share'))}, "
+        f"late but flagged deadline_met: {o.get('late_but_flagged_met', 'n/a')}",
         f"generator lag p99 {cell(lag['p99_ms'], 0, 2).strip()} ms"
         + (
             f"  ** generator sent late (p99 > {lag['late_threshold_ms']:g} ms): latencies include "

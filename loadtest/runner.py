@@ -133,6 +133,9 @@ async def run_plan(
 
     t0 = clock() + lead_s
     started_unix = time.time() + lead_s
+    lists = getattr(target, "lists", None)  # router targets: deadlines are schedule + budget
+    if lists is not None:
+        lists.origin_unix = started_unix
     progress = Progress(
         n, float(plan.scheduled_s[-1]) if n else 0.0, progress_every_s or 1, stream or sys.stderr
     )

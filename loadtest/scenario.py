@@ -14,7 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 TargetName = Literal["router", "direct-triton", "baseline-proxy"]
-Transport = Literal["http", "grpc"]
+# ws and grpc-stream: one session per robot (WebSocket /v1/act/stream, gRPC StreamAct); router only
+Transport = Literal["http", "grpc", "ws", "grpc-stream"]
 
 # Short names accepted on the command line (`--target direct`) next to the scenario spellings.
 TARGET_ALIASES: dict[str, TargetName] = {
@@ -67,6 +68,10 @@ class Scenario(BaseModel):
     # Open loop: in-flight requests above this cap are recorded as `overflow` errors instead of
     # being queued, so a slow server can never silently slow the generator down.
     max_outstanding: int = Field(default=2_000, ge=1)
+    # Router targets send each request's absolute deadline (schedule + deadline_ms, Unix ms):
+    # the robot needed its action by then, however late the generator sent it, and the router
+    # can only be honest about `deadline_met` if it knows.
+    absolute_deadline: bool = True
     # How long the client waits for an answer (HTTP, and gRPC to Triton directly). The router's
     # gRPC call deadline is `deadline_ms` instead: that is the protocol's budget.
     client_timeout_ms: float = Field(default=1_000.0, gt=0.0)

@@ -93,7 +93,10 @@ def sla_verdict(fraction: float, requests: int, sla: SLA) -> dict[str, Any]:
     }
 
 
-def group_summary(cols: Columns, sla: SLA, window_s: float) -> dict[str, Any]:
+def group_summary(cols: Columns, sla: SLA, window_s: float,
+                  deadline_ms: float | None = None) -> dict[str, Any]:
+    """`deadline_ms`: the requests' deadline (default: the SLA budget), against which a reply
+    that says `deadline_met: true` is checked from the robot's side."""
     n = len(cols)
     ok_lat = cols.latency_ms[cols.ok & np.isfinite(cols.latency_ms)]
     frac = fraction_within_budget(cols, sla)
@@ -113,6 +116,11 @@ def group_summary(cols: Columns, sla: SLA, window_s: float) -> dict[str, Any]:
         "status_counts": _counts(cols.status),
         "fallbacks": int(cols.fallback.sum()),
         "server_reported_deadline_miss": int(cols.deadline_missed_by_server.sum()),
+        # The honesty check: answered after the deadline at the client, yet flagged on time.
+        "late_but_flagged_met": int((cols.deadline_met_by_server & cols.ok & (
+            cols.latency_ms > (deadline_ms if deadline_ms is not None else sla.budget_ms))).sum()),
+        "hold_share": float((cols.route == "hold").sum() / n) if n else None,
+        "shed_share": float((cols.error_kind == "shed").sum() / n) if n else None,
         "verdict": sla_verdict(frac, n, sla),
     }
 
@@ -134,7 +142,8 @@ def generator_lag(cols: Columns, sla: SLA) -> dict[str, Any]:
 
 
 def summarize(
-    cols: Columns, sla: SLA, window_start_s: float, window_end_s: float
+    cols: Columns, sla: SLA, window_start_s: float, window_end_s: float,
+    deadline_ms: float | None = None,
 ) -> dict[str, Any]:
     """Overall and per-route summary over requests scheduled in [window_start, window_end)."""
     in_window = (cols.scheduled_s >= window_start_s) & (cols.scheduled_s < window_end_s)
@@ -145,9 +154,10 @@ def summarize(
         "percentile_method": PERCENTILE_METHOD,
         "window_s": [window_start_s, window_end_s],
         "excluded_ramp_requests": int((cols.scheduled_s < window_start_s).sum()),
-        "overall": group_summary(measured, sla, window_s),
+        "overall": group_summary(measured, sla, window_s, deadline_ms),
         "routes": {
-            r: group_summary(measured.select(measured.route == r), sla, window_s) for r in routes
+            r: group_summary(measured.select(measured.route == r), sla, window_s, deadline_ms)
+            for r in routes
         },
         "generator_lag": generator_lag(measured, sla),
     }

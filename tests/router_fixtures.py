@@ -142,6 +142,7 @@ def start_router(tmp_path: Path, triton: Any, contract_files: ContractFiles
         env.update({
             "ROUTER_CONTRACT_PATH": str(contract or contract_files.folder / "contract.yaml"),
             "ROUTER_TRITON_GRPC_URL": triton.grpc_url,
+            "ROUTER_TRITON_HTTP_URL": triton.http_url,
             "ROUTER_HTTP_PORT": str(http_port), "ROUTER_GRPC_PORT": str(grpc_port),
             "ROUTER_API_KEYS": ROBOT_KEY, "ROUTER_ADMIN_KEY": ADMIN_KEY,
             "ROUTER_REPLICA_ID": f"router-{len(started)}",

@@ -1,8 +1,9 @@
 """`python -m loadtest.bench --out results/bench/<stamp> [--quick] [--doc docs/benchmarks.md]`.
 
 Order: (optionally) wait for a quiet machine, start the stack, warm up, capacity of each path,
-router vs direct at half the direct capacity, the py-spy profile at that load, the baseline
-proxy at 500 req/s, the straggler with hedging off/on. `summary.json` is rewritten after every
+router vs direct at half the direct capacity (every transport), router CPU per request against
+the floor proxy at 400 and 1,000 req/s, 1 vs 2 router workers, the py-spy profile at the
+router's capacity, the straggler with hedging off/on. `summary.json` is rewritten after every
 step, so a run that dies half-way still leaves what it measured. Exit 0 when every step ran
 (whatever the targets say), 1 when one failed.
 """
@@ -24,7 +25,7 @@ from typing import Any
 import orjson
 import yaml
 
-from loadtest.bench import doc, steps, targets
+from loadtest.bench import cost, doc, steps, targets
 from loadtest.bench.facts import busy_processes, load_average, machine_facts
 from loadtest.bench.runs import LoadtestRunner, StepFailed, Timing, load_json
 from loadtest.bench.stack import REPO, BenchStack
@@ -43,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw-copy", type=Path,
                    help="copy summary.json, capacity.json files and the profile summary here")
     p.add_argument("--no-grpc", action="store_true", help="skip the router's gRPC path")
+    p.add_argument("--with-baseline", action="store_true",
+                   help="also the hand-written httpx proxy at 500 req/s (issue 5's comparison)")
     p.add_argument("--no-redis", action="store_true", help="router with its embedded store")
     p.add_argument("--straggler-task", help="default: the task with most requests in the plan")
     p.add_argument("--straggler-delay-ms", type=float, default=100.0)
@@ -148,13 +151,12 @@ def run_bench(args: argparse.Namespace, argv: list[str]) -> int:
         router_cap = cap.get("router-http", {}).get("robots") or 0
         if direct:  # the issue's comparison point: half the direct path's capacity
             step("overhead", lambda: steps.overhead(bench, max(1, direct // 2)))
-        if router_cap and router_cap // 2 != direct // 2:
-            # Also at half the router's own capacity: overhead without overload.
-            step("overhead_light", lambda: steps.overhead(
-                bench, max(1, router_cap // 2), folder="overhead-light"))
+        step("cpu", lambda: cost.cpu_per_request(bench))
+        step("workers", lambda: cost.workers(bench, steps.capacity))
         # At the largest fleet the router sustained: the profile of a router at work.
         step("profile", lambda: steps.profile_router(bench, max(1, router_cap)))
-        step("baseline", lambda: steps.baseline(bench))
+        if args.with_baseline:
+            step("baseline", lambda: steps.baseline(bench))
         # Half the router's capacity (2 to 10 robots, the scenario's fleet): above capacity the
         # comparison would measure overload, not hedging.
         s_robots = args.straggler_robots or min(10, max(2, router_cap // 2))

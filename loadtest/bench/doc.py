@@ -9,13 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from loadtest.bench.doc_cost import PATH_NAMES, cpu_section, honesty_section, workers_section
 from loadtest.bench.profile import format_markdown
 from loadtest.bench.targets import verdict_word
 
 REPO = Path(__file__).resolve().parents[2]
 LAT_KEYS = ("p50", "p90", "p99", "p99.9", "max")
-PATH_NAMES = {"direct-grpc": "direct Triton (KServe gRPC)", "router-http": "router (HTTP)",
-              "router-grpc": "router (gRPC)"}
 
 
 def num(x: Any, digits: int = 2) -> str:
@@ -28,6 +27,8 @@ def pct(x: Any, digits: int = 1) -> str:
 
 def _measured(t: dict[str, Any]) -> str:
     m = t["measured"]
+    if t["unit"] == "count":
+        return "-" if m is None else f"{m:,.0f}"
     return pct(m) if t["unit"] == "share" else ("-" if m is None else f"{m:.2f}x")
 
 
@@ -88,7 +89,7 @@ def header(s: dict[str, Any]) -> list[str]:
 
 
 def targets_section(s: dict[str, Any]) -> list[str]:
-    lines = ["", "## Targets (issue 5)", "", "| target | goal | measured | verdict |",
+    lines = ["", "## Targets (issue 9)", "", "| target | goal | measured | verdict |",
              "|---|---|---:|---|"]
     for t in s.get("targets", []):
         name = t["name"] if t["primary"] else f"{t['name']} (secondary)"
@@ -177,6 +178,14 @@ def overhead_section(s: dict[str, Any]) -> list[str]:
                      " (the issue's comparison point)")
 
 
+def optional(section: Any, key: str) -> Any:
+    """A section only for runs that measured it (older or narrower runs)."""
+    def render(s: dict[str, Any]) -> list[str]:
+        return list(section(s)) if key in s or any(e["step"] == key for e in s.get("errors", []))\
+            else []
+    return render
+
+
 def overhead_light_section(s: dict[str, Any]) -> list[str]:
     if not s.get("overhead_light"):
         return []
@@ -227,11 +236,11 @@ def straggler_section(s: dict[str, Any]) -> list[str]:
         f"{st['robots']} robots x 50 Hz (half the router's capacity, kept within 2 to 10 "
         "robots: above capacity the runs would measure overload, not hedging). "
         f"`{f['policy_model']}` (the `{f['task']}` specialist) delays {pct(f['delay_prob'])} of "
-        f"its executions by {f['delay_ms']:g} ms (its fault file). The python backend sleeps "
-        "inside `execute`, so a delayed call also holds back the calls queued behind it on that "
-        "instance. Scenario `straggler` (declared tasks, 20 ms deadline, SLA 99% within 20 ms); "
-        f"the router's contract reloaded between the runs (`routing.hedging.enabled`, delay "
-        f"{num(st.get('hedge_delay_ms'), 0)} ms).",
+        f"its executions by {f['delay_ms']:g} ms (its fault file). Fault-injected policies run "
+        "two instances, so a delayed call holds back only its own instance, not the calls "
+        "queued behind it. Scenario `straggler` (declared tasks, 20 ms deadline, SLA 99% "
+        "within 20 ms); the router's contract reloaded between the runs "
+        f"(`routing.hedging.enabled`; hedge delay: {st.get('hedge_delay_ms')}).",
         "", *latency_table([st["rows"]["off"], st["rows"]["on"]], ratios=False), "",
         "| | hedging off | hedging on |", "|---|---:|---:|",
         f"| upstream calls per request | {num(up['off'], 4)} | {num(up['on'], 4)} |",
@@ -288,8 +297,9 @@ def _short(text: str) -> str:
 
 def render(summary: dict[str, Any]) -> str:
     parts = [header, targets_section, capacity_section, overhead_section,
-             overhead_light_section, baseline_section, straggler_section, profile_section,
-             footer]
+             optional(overhead_light_section, "overhead_light"), cpu_section, workers_section,
+             honesty_section, optional(baseline_section, "baseline"), straggler_section,
+             profile_section, footer]
     lines: list[str] = []
     for part in parts:
         lines += part(summary)

@@ -46,16 +46,19 @@ class Timing:
     capacity_resolution: int
     profile_s: float
     settle_s: float
+    cpu_s: float  # one CPU-per-request run
 
     @staticmethod
     def full() -> Timing:
         return Timing(run_s=60, ramp_s=5, step_s=15, step_ramp_s=3, capacity_start=4,
-                      capacity_max=512, capacity_resolution=1, profile_s=30, settle_s=3)
+                      capacity_max=512, capacity_resolution=1, profile_s=30, settle_s=3,
+                      cpu_s=15)
 
     @staticmethod
     def quick() -> Timing:
         return Timing(run_s=4, ramp_s=1, step_s=3, step_ramp_s=1, capacity_start=2,
-                      capacity_max=4, capacity_resolution=2, profile_s=4, settle_s=1)
+                      capacity_max=4, capacity_resolution=2, profile_s=4, settle_s=1,
+                      cpu_s=3)
 
 
 @dataclass
@@ -126,6 +129,9 @@ def run_row(result: dict[str, Any], name: str, out: Path, result_dir: Path) -> d
         "errors": o["errors"],
         "errors_by_kind": o["errors_by_kind"],
         "fallbacks": o["fallbacks"],
+        "late_but_flagged_met": o.get("late_but_flagged_met"),
+        "hold_share": o.get("hold_share"),
+        "shed_share": o.get("shed_share"),
         "latency_ms": o["latency_ms"],
         "fraction_within_budget": o["fraction_within_budget"],
         "sla_pass": o["verdict"]["pass"],

@@ -65,7 +65,8 @@ def bench_contract(base: Path, table: Path, hedging: bool, version: str) -> dict
     data["calibration"]["table"] = str(table.resolve())
     for key in ("model", "norm_stats"):
         data["task_classifier"][key] = str((here / data["task_classifier"][key]).resolve())
-    data["routing"]["hedging"]["enabled"] = hedging
+    # Adaptive: the hedge fires at 1.5x the primary's own p90, not a fixed delay (forwarding.py).
+    data["routing"]["hedging"].update(enabled=hedging, adaptive=True)
     return data
 
 
@@ -148,6 +149,7 @@ class BenchStack:
         env.update({
             "ROUTER_CONTRACT_PATH": str(self.contract_path),
             "ROUTER_TRITON_GRPC_URL": self.triton_grpc,
+            "ROUTER_TRITON_HTTP_URL": self.triton_http,
             "ROUTER_HTTP_PORT": str(self.router_http_port),
             "ROUTER_GRPC_PORT": str(self.router_grpc_port),
             "ROUTER_API_KEYS": ROBOT_KEY,
@@ -163,6 +165,14 @@ class BenchStack:
             ready=lambda: http_ok(f"http://127.0.0.1:{port}/readyz"),
             log_path=self.root / "router.log", env=env, cwd=REPO, startup_timeout_s=90.0,
         )
+
+    def restart_router(self, workers: int) -> None:
+        """The router again, with `workers` processes on the same ports (same store)."""
+        if self._router is not None:
+            self._router.stop()
+            self._procs.remove(self._router)
+        self.router_env["ROUTER_WORKERS"] = str(workers)
+        self._router = self._start(self._router_process())
 
     def stop(self) -> None:
         for proc in reversed(self._procs):
@@ -187,9 +197,12 @@ class BenchStack:
         tmp.replace(self.contract_path)  # the router never reads a half-written file
         return self.contract_path
 
-    def hedge_delay_ms(self) -> float:
+    def hedge_delay_ms(self) -> str:
         data: dict[str, Any] = yaml.safe_load(self.contract_path.read_text())
-        return float(data["routing"]["hedging"]["delay_ms"])
+        hedging = data["routing"]["hedging"]
+        if hedging.get("adaptive"):
+            return "adaptive: 1.5x the primary route's predicted p90 (at least 1 ms)"
+        return f"{float(hedging['delay_ms']):g} ms"
 
     def set_hedging(self, enabled: bool) -> dict[str, Any]:
         """Rewrite the contract and reload it through the admin endpoint (as an operator)."""
@@ -223,6 +236,22 @@ class BenchStack:
         )
         with proc:
             yield f"http://127.0.0.1:{port}"
+
+
+    @contextmanager
+    def floor_proxy(self) -> Iterator[tuple[str, int]]:
+        """The naive design's floor (`loadtest/floor_proxy.py`): (URL, pid)."""
+        port = free_port()
+        proc = ManagedProcess(
+            name="floor-proxy",
+            argv=[sys.executable, "-m", "loadtest.floor_proxy", "--triton-grpc",
+                  self.triton_grpc, "--port", str(port)],
+            ready=lambda: http_ok(f"http://127.0.0.1:{port}/healthz"),
+            log_path=self.root / "floor-proxy.log", cwd=REPO, startup_timeout_s=60.0,
+        )
+        with proc:
+            assert proc.pid is not None
+            yield f"http://127.0.0.1:{port}", proc.pid
 
 
 def settle(seconds: float) -> None:

@@ -58,10 +58,19 @@ class Bench:
             "direct-grpc": ["--target", "direct", "--transport", "grpc", "--url", s.triton_grpc],
             "router-http": ["--target", "router", "--transport", "http", "--url", s.router_url],
             "router-grpc": ["--target", "router", "--transport", "grpc", "--url", s.router_grpc],
+            "router-ws": ["--target", "router", "--transport", "ws", "--url", s.router_url],
+            "router-grpc-stream": ["--target", "router", "--transport", "grpc-stream", "--url",
+                                   s.router_grpc],
         }[path]
 
     def paths(self) -> list[str]:
+        """What capacity is searched for: direct Triton and the router's unary transports."""
         return ["direct-grpc", "router-http"] + (["router-grpc"] if self.grpc_router else [])
+
+    def all_paths(self) -> list[str]:
+        """What the latency comparison runs: also the router's session transports."""
+        sessions = ["router-ws"] + (["router-grpc-stream"] if self.grpc_router else [])
+        return [*self.paths(), *sessions]
 
     def flags(self, out_dir: Path, plot: bool = True) -> list[str]:
         return common_flags(self.stack.manifest, out_dir, plot)
@@ -70,18 +79,19 @@ class Bench:
 def warmup(b: Bench) -> None:
     """A few seconds on each path first: model stubs, channels and caches warm, and a broken
     stack fails here rather than as a capacity of zero."""
-    for path in b.paths():
+    for path in b.all_paths():
         d = b.out / "warmup" / path
         b.run(f"warmup-{path}", ["run", str(b.scenario), *b.target_flags(path), "--robots", "2",
                                  "--duration", "5", "--ramp", "1", *b.flags(d, plot=False)], d)
     settle(b.timing.settle_s)
 
 
-def capacity(b: Bench) -> dict[str, Any]:
+def capacity(b: Bench, paths: tuple[str, ...] | None = None,
+             folder: str = "capacity") -> dict[str, Any]:
     t = b.timing
     out: dict[str, Any] = {}
-    for path in b.paths():
-        d = b.out / "capacity" / path
+    for path in paths or b.paths():
+        d = b.out / folder / path
         b.run(f"capacity-{path}", [
             "capacity", str(b.scenario), *b.target_flags(path),
             "--start", str(t.capacity_start), "--max-robots", str(t.capacity_max),
@@ -109,7 +119,7 @@ def capacity(b: Bench) -> dict[str, Any]:
 def overhead(b: Bench, robots: int, folder: str = "overhead") -> dict[str, Any]:
     """The same plan through each path, back to back, at `robots` x 50 Hz."""
     results, rows = [], []
-    for path in b.paths():
+    for path in b.all_paths():
         d = b.out / folder / path
         b.run(f"{folder}-{path}", ["run", str(b.scenario), *b.target_flags(path),
                                    "--robots", str(robots), *b.flags(d)], d)

@@ -13,6 +13,7 @@ from loadtest.schedule import Plan
 from loadtest.targets.base import Outcome, PlanLists, Target, TargetOptions, TargetUnavailable
 from loadtest.targets.kserve import EnsembleChoice, ManifestError, choose_ensembles
 from loadtest.targets.router import RouterGrpcTarget, RouterHttpTarget
+from loadtest.targets.sessions import RouterGrpcStreamTarget, RouterWsTarget
 from loadtest.targets.triton import JsonPostTarget, TritonGrpcTarget, triton_http_target
 
 __all__ = [
@@ -57,7 +58,13 @@ def make_target(scenario: Scenario, plan: Plan, pool: F32, options: TargetOption
     if scenario.target == "router":
         if scenario.transport == "grpc":
             return RouterGrpcTarget(scenario, lists, options)
+        if scenario.transport == "grpc-stream":
+            return RouterGrpcStreamTarget(scenario, lists, options)
+        if scenario.transport == "ws":
+            return RouterWsTarget(scenario, lists, options)
         return RouterHttpTarget(scenario, lists, options)
+    if scenario.transport in ("ws", "grpc-stream"):
+        raise ValueError(f"transport {scenario.transport} is the router's session API only")
     choice = choose_ensembles(scenario, Path(options.manifest) if options.manifest else None)
     if scenario.target == "direct-triton":
         if scenario.transport == "grpc":

@@ -96,6 +96,8 @@ class PlanLists:
     """The plan as Python lists: indexing a list is several times cheaper than a numpy scalar."""
 
     def __init__(self, plan: Plan, pool: F32, run_id: str = "lt") -> None:
+        self.scheduled_s: list[float] = plan.scheduled_s.tolist()
+        self.origin_unix: float | None = None  # Unix time of the plan's t=0, set by the runner
         self.robot: list[int] = plan.robot.tolist()
         self.episode: list[int] = plan.episode.tolist()
         self.step: list[int] = plan.step.tolist()
@@ -117,3 +119,9 @@ class PlanLists:
 
     def __len__(self) -> int:
         return len(self.robot)
+
+    def deadline_unix_ms(self, i: int, deadline_ms: float) -> float | None:
+        """When request `i` had to be answered: its scheduled time plus its deadline."""
+        if self.origin_unix is None:
+            return None
+        return (self.origin_unix + self.scheduled_s[i]) * 1000.0 + deadline_ms

@@ -1,8 +1,7 @@
 """The router under test, over HTTP (`POST /v1/act`) or gRPC (`PolicyRouter.Act`).
 
-HTTP: httpx `AsyncClient`s with shared keep-alive pools (see http_pool.py for why a few, not
-one), sized so that every in-flight request can have its own connection: none queues inside the
-client.
+HTTP: a keep-alive pool per robot on a minimal HTTP/1.1 client; every in-flight request gets
+its own connection, none queues inside the client.
 gRPC: one `grpc.aio` channel (HTTP/2 multiplexes); the scenario's `deadline_ms` is the call
 deadline, which is the router protocol's budget.
 """
@@ -13,7 +12,6 @@ import asyncio
 from typing import Any
 
 import grpc
-import httpx
 import orjson
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from router_client.proto import router_pb2, router_pb2_grpc
@@ -27,7 +25,8 @@ from loadtest.targets.base import (
     grpc_error_kind,
     http_error_kind,
 )
-from loadtest.targets.http_pool import HttpPools
+from router_service.errors import UpstreamError, UpstreamTimeout
+from router_service.http1 import Http1Pool
 
 DEFAULT_HTTP_URL = "http://127.0.0.1:8080"
 DEFAULT_GRPC_URL = "127.0.0.1:50051"
@@ -35,57 +34,79 @@ _JSON = {"content-type": "application/json"}
 
 
 class RouterHttpTarget:
+    """One keep-alive connection pool per robot (a robot holds its own connections), on the
+    router's own minimal HTTP/1.1 client (`router_service/http1.py`): httpx costs the generator
+    about 1.9 ms of CPU per request here, which the router and Triton would lose on two cores."""
+
     name = "router-http"
 
-    def __init__(
-        self,
-        scenario: Scenario,
-        lists: PlanLists,
-        options: TargetOptions,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
+    def __init__(self, scenario: Scenario, lists: PlanLists, options: TargetOptions) -> None:
         self.url = (options.url or DEFAULT_HTTP_URL).rstrip("/")
         self.lists = lists
-        headers = {"authorization": f"Bearer {options.api_key}"} if options.api_key else {}
-        self._pools = HttpPools(self.url, scenario, headers, transport)
+        self._bodies = JsonBodies(scenario, lists)
+        self._timeout_s = scenario.client_timeout_ms / 1000.0
+        auth = b"Authorization: Bearer %s\r\n" % options.api_key.encode() if options.api_key \
+            else b""
+        self._head = b"POST /v1/act HTTP/1.1\r\nHost: router\r\n%sContent-Type: " \
+                     b"application/json\r\nContent-Length: " % auth
+        self._pools = [Http1Pool(self.url) for _ in lists.robot_name] or [Http1Pool(self.url)]
+
+    def body(self, i: int) -> bytes:
+        return self._bodies.body(i)
+
+    async def start(self) -> None:
+        try:
+            for pool in self._pools:
+                await pool.warm(1)
+        except UpstreamError as err:
+            raise TargetUnavailable(f"router at {self.url} unreachable: {err}") from None
+
+    async def preflight(self) -> None:
+        try:
+            reply = await self._pools[0].request(
+                b"GET /readyz HTTP/1.1\r\nHost: router\r\n\r\n", 5.0, "readyz")
+        except UpstreamError as err:
+            raise TargetUnavailable(f"router at {self.url} unreachable: {err}") from None
+        if reply.status != 200:
+            raise TargetUnavailable(f"router {self.url}/readyz answered {reply.status}")
+
+    async def send(self, i: int) -> Outcome:
+        body = self.body(i)
+        request = b"%s%d\r\n\r\n%s" % (self._head, len(body), body)
+        try:
+            reply = await self._pools[self.lists.robot[i]].request(request, self._timeout_s,
+                                                                    "act")
+        except UpstreamTimeout:
+            return Outcome("client_timeout", error_kind="deadline")
+        except UpstreamError:
+            return Outcome("transport_error", error_kind="transport")
+        return parse_router_http(reply.status, reply.body)
+
+    async def close(self) -> None:
+        for pool in self._pools:
+            pool.close()
+
+
+class JsonBodies:
+    """Router act bodies from pre-serialised pieces (HTTP and WebSocket send the same JSON)."""
+
+    def __init__(self, scenario: Scenario, lists: PlanLists) -> None:
+        self.lists = lists
+        self.deadline_ms = scenario.deadline_ms
+        self.absolute = scenario.absolute_deadline
         self._deadline = orjson.dumps(scenario.deadline_ms)
         self._task_part = [b'"task":' + orjson.dumps(t) + b"," for t in lists.tasks]
 
-    def body(self, i: int) -> bytes:
+    def body(self, i: int, extra: bytes = b"") -> bytes:
         ls = self.lists
         robot = ls.robot_id[ls.robot[i]]
         head = b'{"robot_id":"%s","episode_id":"%s-ep-%d",' % (robot, robot, ls.episode[i])
         task = b"" if ls.hidden[i] else self._task_part[ls.task[i]]
-        return b'%s%s"deadline_ms":%s,"observation":{"state":%s}}' % (
-            head,
-            task,
-            self._deadline,
-            ls.state_json[ls.obs[i]],
+        unix_ms = ls.deadline_unix_ms(i, self.deadline_ms) if self.absolute else None
+        absolute = b'"deadline_unix_ms":%.3f,' % unix_ms if unix_ms is not None else b""
+        return b'%s%s%s%s"deadline_ms":%s,"observation":{"state":%s}}' % (
+            head, task, absolute, extra, self._deadline, ls.state_json[ls.obs[i]],
         )
-
-    async def start(self) -> None:
-        self._pools.start()
-
-    async def preflight(self) -> None:
-        try:
-            resp = await self._pools.for_robot(0).get("/readyz")
-        except httpx.HTTPError as err:
-            raise TargetUnavailable(f"router at {self.url} unreachable: {err}") from None
-        if resp.status_code != 200:
-            raise TargetUnavailable(f"router {self.url}/readyz answered {resp.status_code}")
-
-    async def send(self, i: int) -> Outcome:
-        client = self._pools.for_robot(self.lists.robot[i])
-        try:
-            resp = await client.post("/v1/act", content=self.body(i), headers=_JSON)
-        except httpx.TimeoutException:
-            return Outcome("client_timeout", error_kind="deadline")
-        except httpx.TransportError:
-            return Outcome("transport_error", error_kind="transport")
-        return parse_router_http(resp.status_code, resp.content)
-
-    async def close(self) -> None:
-        await self._pools.close()
 
 
 def parse_router_http(status: int, content: bytes) -> Outcome:
@@ -93,6 +114,12 @@ def parse_router_http(status: int, content: bytes) -> Outcome:
         data: Any = orjson.loads(content)
     except orjson.JSONDecodeError:
         data = None
+    return router_outcome(status, data)
+
+
+def router_outcome(status: int, data: Any) -> Outcome:
+    """One router reply (HTTP status and parsed JSON body; a WebSocket reply is 200 unless it
+    carries an error)."""
     if status == 200:
         if not isinstance(data, dict) or "action" not in data:
             return Outcome("bad_response", error_kind="bad_response")
@@ -113,19 +140,22 @@ class RouterGrpcTarget:
             (("authorization", f"Bearer {options.api_key}"),) if options.api_key else ()
         )
         self._deadline_s = scenario.deadline_ms / 1000.0
+        self._absolute = scenario.absolute_deadline
         self._obs = [router_pb2.Observation(state=row) for row in lists.state_list]
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None
 
-    def request(self, i: int) -> Any:
+    def request(self, i: int, sequence: int | None = None) -> Any:
         ls = self.lists
         robot = ls.robot_name[ls.robot[i]]
+        unix_ms = ls.deadline_unix_ms(i, self._deadline_s * 1000) if self._absolute else None
         return router_pb2.ActRequest(
             robot_id=robot,
             episode_id=f"{robot}-ep-{ls.episode[i]}",
             task="" if ls.hidden[i] else ls.tasks[ls.task[i]],
             observation=self._obs[ls.obs[i]],
-            sequence=ls.step[i],
+            sequence=ls.step[i] if sequence is None else sequence,
+            deadline_unix_ms=unix_ms or 0.0,
         )
 
     async def start(self) -> None:

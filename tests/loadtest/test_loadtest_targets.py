@@ -25,6 +25,7 @@ from loadtest.targets.base import PlanLists
 from loadtest.targets.kserve import ManifestError, choose_ensembles, v2_json_body
 from loadtest.targets.router import RouterGrpcTarget, RouterHttpTarget, parse_router_http
 from loadtest.targets.triton import infer_request_bytes
+from router_service.http_api.schemas import ActBody as RouterActBody
 
 TASKS = ["reach-v3", "pick-place-v3", "peg-insert-side-v3"]
 
@@ -61,8 +62,14 @@ def test_router_http_body_matches_the_api() -> None:
     ls = lists(s, run_id="run1")
     target = RouterHttpTarget(s, ls, TargetOptions(api_key="k", run_id="run1"))
     seen_hidden = seen_declared = False
+    assert "deadline_unix_ms" not in orjson.loads(target.body(0))  # not anchored yet
+    ls.origin_unix = 1_700_000_000.0  # what the runner sets at the plan's t=0
     for i in range(len(ls)):
-        body = orjson.loads(target.body(i))
+        raw = target.body(i)
+        RouterActBody.model_validate_json(raw)  # the router's own schema accepts it
+        body = orjson.loads(raw)
+        assert body["deadline_unix_ms"] == pytest.approx(
+            (ls.origin_unix + ls.scheduled_s[i]) * 1000 + 25, abs=1e-3)
         assert body["robot_id"] == f"run1-robot-{ls.robot[i]:05d}"
         assert body["episode_id"] == f"{body['robot_id']}-ep-{ls.episode[i]}"
         assert body["deadline_ms"] == 25
@@ -111,38 +118,26 @@ def test_router_http_responses_are_classified(
     assert tuple(parse_router_http(status, content)) == expect
 
 
-async def test_router_http_target_sends_auth_and_reads_the_route() -> None:
+async def test_router_http_target_sends_auth_and_reads_the_route(
+    fake_router: tuple[str, Any]
+) -> None:
+    url, state = fake_router  # a real HTTP server (uvicorn in a thread): the client is raw
     s = scenario()
-    seen: list[httpx.Request] = []
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        if request.url.path == "/readyz":
-            return httpx.Response(200)
-        await asyncio.sleep(0.01)
-        return httpx.Response(
-            200,
-            json={
-                "action": [0.1],
-                "route": "specialist_reach_v3",
-                "fallback": None,
-                "deadline_met": True,
-            },
-        )
-
-    target = RouterHttpTarget(
-        s,
-        lists(s),
-        TargetOptions(url="http://router", api_key="sekret"),
-        transport=httpx.MockTransport(handler),
-    )
+    ls = lists(s)
+    target = RouterHttpTarget(s, ls, TargetOptions(url=url, api_key=state.api_key))
     await target.start()
     await target.preflight()
-    outcome = await target.send(0)
+    ls.origin_unix = 1_700_000_000.0
+    outcomes = [await target.send(i) for i in range(3)]
+    wrong = RouterHttpTarget(s, ls, TargetOptions(url=url, api_key="wrong"))
+    await wrong.start()
+    refused = await wrong.send(0)
     await target.close()
-    assert outcome.status == "ok" and outcome.route == "specialist_reach_v3"
-    assert seen[-1].headers["authorization"] == "Bearer sekret"
-    assert seen[-1].url.path == "/v1/act"
+    await wrong.close()
+    assert [o.status for o in outcomes] == ["ok"] * 3 and state.requests == 3
+    assert state.bodies[0]["robot_id"] == ls.robot_name[ls.robot[0]]
+    assert state.bodies[0]["deadline_unix_ms"] > 1_700_000_000_000
+    assert (refused.status, refused.error_kind) == ("http_401", "auth")
 
 
 class FakePolicyRouter(router_pb2_grpc.PolicyRouterServicer):  # type: ignore[misc]

@@ -1,0 +1,106 @@
+"""The benchmark page's sections for issue 9: router CPU per request against the floor proxy,
+1 vs 2 worker processes, and the honesty of every run (late answers flagged on time, hold and
+shed shares). Rendered from `summary.json` only, like the rest of the page (doc.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+PATH_NAMES = {"direct-grpc": "direct Triton (KServe gRPC)", "router-http": "router (HTTP)",
+              "router-grpc": "router (gRPC)", "router-ws": "router (WebSocket session)",
+              "router-grpc-stream": "router (gRPC StreamAct session)",
+              "floor": "floor: FastAPI + one unary gRPC call"}
+
+
+def _num(x: Any, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:,.{digits}f}"
+
+
+def _pct(x: Any, digits: int = 1) -> str:
+    return "-" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def _missing(s: dict[str, Any], step: str) -> str:
+    errs = [e["error"].splitlines()[0] for e in s.get("errors", []) if e["step"] == step]
+    return f"_Not measured: {errs[0]}_" if errs else "_Not measured in this run._"
+
+
+def cpu_section(s: dict[str, Any]) -> list[str]:
+    c = s.get("cpu")
+    lines = ["", "## Router CPU per request", ""]
+    if not c:
+        return [*lines, _missing(s, "cpu")]
+    lines += [
+        "CPU time of the serving process (and its children) from `/proc/<pid>/stat` (utime + "
+        "stime) around each run, divided by the requests it answered, ramp included; the "
+        "floor is a minimal FastAPI endpoint that parses the body and forwards each request "
+        "to Triton with one unary `grpc.aio` `ModelInfer` (`loadtest/floor_proxy.py`), "
+        "measured in the same run at the same rates. Every task declared; the batch sizes are "
+        "the router's own (`router_batch_size`) over the whole run.", "",
+        "| rate | server | CPU ms / request | vs floor | p50 ms | p99 ms | within budget |",
+        "|---:|---|---:|---:|---:|---:|---:|"]
+    floors = {r["robots"]: r["cpu_ms_per_request"] for r in c["rows"] if r["name"] == "floor"}
+    for r in c["rows"]:
+        floor = floors.get(r["robots"])
+        ratio = (r["cpu_ms_per_request"] / floor
+                 if floor and r["cpu_ms_per_request"] is not None else None)
+        lat = r["latency_ms"]
+        lines.append(
+            f"| {r['robots'] * 50:,}/s | {PATH_NAMES.get(r['name'], r['name'])} | "
+            f"{_num(r['cpu_ms_per_request'], 3)} | "
+            f"{'-' if ratio is None else f'{ratio:.2f}x'} | {_num(lat.get('p50'))} | "
+            f"{_num(lat.get('p99'))} | {_pct(r['fraction_within_budget'], 2)} |")
+    return lines
+
+
+def workers_section(s: dict[str, Any]) -> list[str]:
+    w = s.get("workers")
+    lines = ["", "## 1 vs 2 router workers", ""]
+    if not w:
+        return [*lines, _missing(s, "workers")]
+    one = s.get("capacity") or {}
+    lines += ["`ROUTER_WORKERS=2`: two router processes on the same HTTP port (uvicorn's "
+              "workers) and gRPC port (SO_REUSEPORT), sharing contract, leases and decision log "
+              "through Redis; capacity searched the same way as above.", "",
+              "| path | 1 worker: robots x 50 Hz | 2 workers: robots x 50 Hz |",
+              "|---|---:|---:|"]
+    for path, cap in (w.get("capacity") or {}).items():
+        lines.append(f"| {PATH_NAMES.get(path, path)} | {(one.get(path) or {}).get('robots', '-')}"
+                     f" | {cap['robots']} |")
+    cpu = w.get("cpu") or []
+    if cpu:
+        lines += ["", "| server at 400/s | CPU ms / request (all workers) | p99 ms |",
+                  "|---|---:|---:|"]
+        lines += [f"| {r['name']} | {_num(r['cpu_ms_per_request'], 3)} | "
+                  f"{_num(r['latency_ms'].get('p99'))} |" for r in cpu]
+    return lines
+
+
+def _runs(s: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for key in ("overhead", "cpu"):
+        for r in (s.get(key) or {}).get("rows", []):
+            yield key, r
+    for r in (s.get("workers") or {}).get("cpu", []):
+        yield "workers", r
+    for label, r in ((s.get("straggler") or {}).get("rows") or {}).items():
+        yield f"straggler ({label})", r
+
+
+def honesty_section(s: dict[str, Any]) -> list[str]:
+    lines = ["", "## Honesty of every run", "",
+             "Per run: answers that reached the load generator after their deadline but said "
+             "`deadline_met: true` (goal 0), the share answered with the hold action, and the "
+             "share shed (503 / `RESOURCE_EXHAUSTED` with a retry hint). The generator sends "
+             "each request's absolute deadline (its scheduled time + 20 ms, "
+             "`deadline_unix_ms`), so the router knows when the robot needed the answer.", "",
+             "| step | run | robots | late but flagged met | hold share | shed share |",
+             "|---|---|---:|---:|---:|---:|"]
+    rows = [(step, r) for step, r in _runs(s) if r["name"] not in ("direct-grpc", "floor")]
+    if not rows:
+        return [*lines, "_No router runs in this summary._"]
+    for step, r in rows:
+        lines.append(f"| {step} | {PATH_NAMES.get(r['name'], r['name'])} | {r['robots']} | "
+                     f"{r.get('late_but_flagged_met', '-')} | {_pct(r.get('hold_share'), 2)} | "
+                     f"{_pct(r.get('shed_share'), 2)} |")
+    return lines
