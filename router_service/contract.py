@@ -73,8 +73,9 @@ class CircuitBreakerSpec(Frozen):
 class Routing(Frozen):
     min_task_confidence: float = Field(ge=0.0, le=1.0, default=0.8)
     sticky_ttl_s: float = Field(gt=0.0, default=30.0)
-    # An episode leaves its route after this many failed or late steps in a row: one straggling
-    # reply must not end an episode's stay on its specialist, a failing route must not hold it.
+    # An episode leaves its route after this many steps in a row on which the route did not
+    # answer (a fallback), and is then scored afresh: one straggling reply must not end an
+    # episode's stay on its specialist, a failing route must not hold it.
     sticky_max_failures: int = Field(ge=1, default=3)
     fallback_order: tuple[Literal["specialist", "generalist", "hold"], ...] = (
         "specialist",

@@ -4,7 +4,7 @@ The clock starts when the request reached the router, not when its handler ran: 
 waited in the server before (estimated from the event loop's lag, `queued_s`) is charged to it.
 A robot whose clock is synchronised with the router's may also send an absolute deadline (Unix
 time in ms); the earlier of the two deadlines holds. `deadline_met` is true only if the reply
-leaves with `REPLY_GUARD_MS` to spare, so a reply that reaches the robot late never says it
+leaves with the reply margin to spare, so a reply that reaches the robot late does not say it
 was on time.
 """
 
@@ -19,14 +19,16 @@ from router_service.errors import DeadlineExpired, InvalidRequest, Overloaded
 MAX_BUDGET_MS = 60_000.0
 # An absolute deadline further in the past than this is a clock problem, not a late request.
 MAX_CLOCK_SKEW_MS = 10_000.0
-# Between "done" and the reply's last byte on the wire: serialising and writing it.
-REPLY_GUARD_MS = 0.5
 
 
 def reply_margin_ms(budget_ms: float) -> float:
-    """Kept back from the budget for writing the reply: timers and the scheduler run late by
-    about a millisecond on a busy host; a larger budget can afford to keep back more."""
-    return min(max(0.05 * budget_ms, 1.0), 5.0)
+    """Kept back from the budget for delivering the reply (10%, 1 to 5 ms: 2 ms of a 20 ms
+    budget): attempts upstream end this much before the deadline, and `deadline_met` is true
+    only if the reply leaves with this much to spare. Serialising and writing take ~0.1 ms; the
+    rest is for the robot's side, which on a busy host reads its socket a millisecond or two
+    after the bytes arrived (measured: a 0.5 ms guard left answers 0.01-4.6 ms late at the
+    load generator, median 0.8 ms, yet flagged on time)."""
+    return min(max(0.1 * budget_ms, 1.0), 5.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,7 @@ class Budget:
         return (self.deadline - time.monotonic()) * 1000
 
     def met(self, done: float) -> bool:
-        return done + REPLY_GUARD_MS / 1000 <= self.deadline
+        return done + self.reply_margin_ms / 1000 <= self.deadline
 
 
 def _relative(deadline_ms: float) -> float:

@@ -177,7 +177,7 @@ class ActEngine:
         }
         decision_id = uuid.uuid4().hex
         routed = RoutedTask(task, source, result.route)
-        self._update_lease(active, lease_key, lease, routed, decision.route, met)
+        self._update_lease(active, lease_key, lease, routed, decision)
         self._remember(decision_id, routed)
         active.count_reply(result, met, done - budget.arrival)
         self.rt.decision_log.append(self._record(
@@ -215,21 +215,29 @@ class ActEngine:
         return active.onehots[task]
 
     def _update_lease(self, active: ActiveContract, key: str, lease: EpisodeLease | None,
-                      routed: RoutedTask, chosen: str, met: bool) -> None:
-        """The episode stays on the route it was given (`chosen`: the sticky route or the one
-        just scored) and leaves it only after `sticky_max_failures` failed or late steps in a
-        row, for the route that answered."""
-        if chosen == HOLD_ROUTE:
-            return  # nothing was usable: no route to keep
+                      routed: RoutedTask, decision: Decision) -> None:
+        """The episode stays on the route it was given (the sticky route or the one just
+        scored) and leaves it after `sticky_max_failures` steps in a row on which that
+        route did not answer; its next step is then scored afresh (the route's circuit and
+        latency estimate say whether it is still worth it).
+
+        A step the route answered late is not a strike: on a loaded host every route is late
+        together, and moving episodes off their specialists would only pile them onto the
+        generalist. Nor is an episode pinned to a route chosen only because another was out for
+        the moment (open circuit, or no budget left for it): its lease, if any, is kept, and it
+        returns to its route once that route is usable again."""
+        if decision.route == HOLD_ROUTE or (decision.reason != "sticky" and any(
+                not (c.usable and c.fits_budget) for c in decision.candidates)):
+            return  # nothing to keep, or a choice forced by a passing condition
+        chosen = decision.route
         routing = active.contract.spec.routing
         now = time.time()
         kept = lease is not None and lease.route == chosen and lease.task == routed.task
-        failed = routed.route != chosen or not met
+        failed = routed.route != chosen
         strikes = (lease.strikes if lease is not None and kept else 0) + failed
         new_route: str | None = chosen
         if failed and strikes >= routing.sticky_max_failures:
-            new_route = routed.route if routed.route != HOLD_ROUTE and met else None
-            strikes = 0
+            new_route, strikes = None, 0
         elif not failed:
             strikes = 0
         if (kept and lease is not None and lease.route == new_route and lease.strikes == strikes

@@ -2,9 +2,10 @@
 HTTP/1.1 connections (`http1.py`): the router's default upstream.
 
 Why not gRPC: one unary `grpc.aio` call costs 0.35-0.55 ms of client CPU here, a raw HTTP/1.1
-request of the same tensors 0.08 ms (measured side by side against the same Triton, 1,000
-sequential calls each, `docs/benchmarks.md` has the command). The router makes one such call per
-batch, so this is most of what it spends per request beyond its own logic.
+request of the same tensors 0.08 ms (both upstream classes side by side against the same
+Triton, 1,000 sequential calls each: `python -m loadtest.upstream_cost`, result in
+docs/benchmarks/raw/). The router makes one such call per batch, so this is most of what it
+spends per request beyond its own logic.
 
 A request is the JSON inference header followed by the raw FP32 rows
 (`Inference-Header-Content-Length`); the answer carries `action` as raw bytes the same way.

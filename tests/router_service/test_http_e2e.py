@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 import pytest
 
+from router_service.deadlines import reply_margin_ms
 from tests.router_fixtures import (
     ADMIN_KEY,
     ROBOT_KEY,
@@ -81,7 +82,7 @@ def test_slow_specialist_falls_back_to_generalist_inside_deadline(
     assert reply["route"] == "generalist" and reply["fallback"] == "timeout"
     # Whether it was on time is reported honestly; that the 300 ms model was not waited for
     # is what this test checks (a shared CI host cannot promise the last millisecond).
-    assert reply["deadline_met"] is (reply["timing_ms"]["total"] <= 80)
+    assert reply["deadline_met"] is (reply["timing_ms"]["total"] + reply_margin_ms(80) <= 80)
     assert reply["timing_ms"]["total"] < 120
     # One straggling reply does not end the episode's stay on its specialist (once the
     # specialist's instance has slept off the 300 ms it was given).
@@ -94,7 +95,8 @@ def test_slow_specialist_falls_back_to_generalist_inside_deadline(
 
 def test_episode_leaves_a_route_after_repeated_failures(router: Any, triton_faults: Any) -> None:
     # The contract's routing.sticky_max_failures (default 3) steps in a row failed: the episode
-    # moves to the route that answered and stays there without flapping back.
+    # leaves its route and its next step is scored afresh; the failing specialist's circuit
+    # (threshold 3 in this contract) is open, so scoring does not send it back there yet.
     with router.client() as c:
         assert c.post("/v1/act", json=act_body(STATE, episode="moves")).json()["route"] == SPEC
         triton_faults.set_fault("policy_" + SPEC, fail_prob=1.0)
@@ -102,8 +104,14 @@ def test_episode_leaves_a_route_after_repeated_failures(router: Any, triton_faul
                  for _ in range(3)]
         triton_faults.clear_faults()
         after = c.post("/v1/act", json=act_body(STATE, episode="moves")).json()
+        time.sleep(1.1)  # the circuit's open_s: the specialist may be probed again
+        back = [c.post("/v1/act", json=act_body(STATE, episode="moves")).json()
+                for _ in range(2)]
     assert [s["route"] for s in steps] == ["generalist"] * 3
-    assert (after["route"], after["reason"]) == ("generalist", "sticky")
+    assert [s["reason"] for s in steps] == ["sticky"] * 3  # still on its specialist's lease
+    assert after["route"] == "generalist" and after["reason"] != "sticky"  # scored afresh
+    assert [b["route"] for b in back] == [SPEC, SPEC]  # the specialist is healthy again
+    assert back[1]["reason"] == "sticky"
 
 
 def test_failing_specialist_opens_circuit(router: Any, triton_faults: Any) -> None:
@@ -124,7 +132,7 @@ def test_every_route_down_gives_hold_action_in_time(router: Any, triton_faults: 
         reply = c.post("/v1/act", json=act_body(STATE, deadline_ms=60, episode="h")).json()
     assert reply["route"] == "hold" and reply["action"] == [0.0, 0.0, 0.0, 0.0]
     assert reply["fallback"] == "timeout"
-    assert reply["deadline_met"] is (reply["timing_ms"]["total"] <= 60)
+    assert reply["deadline_met"] is (reply["timing_ms"]["total"] + reply_margin_ms(60) <= 60)
     assert reply["timing_ms"]["total"] < 100
 
 
@@ -260,3 +268,17 @@ def test_metrics_have_the_documented_names_and_labels(router: Any) -> None:
                    "router_misroutes_total", "router_shed_total", "router_circuit_open",
                    "router_redis_up", "router_calibration_stale"):
         assert f"# TYPE {family.removesuffix('_total')}" in text, family
+
+
+def test_openapi_documents_the_act_path_the_lean_path_serves(router: Any) -> None:
+    # POST /v1/act is served by the lean ASGI path; the schema FastAPI publishes must describe it.
+    spec = httpx.get(f"{router.url}/openapi.json", timeout=5.0).json()
+    act = spec["paths"]["/v1/act"]["post"]
+    body = act["requestBody"]["content"]["application/json"]["schema"]
+    assert {"robot_id", "episode_id", "observation"} <= set(body["required"])
+    assert {"deadline_ms", "deadline_unix_ms", "task"} <= set(body["properties"])
+    assert body["additionalProperties"] is False  # extra fields are refused, as served
+    assert any(p["name"] == "X-Deadline-Unix-Ms" for p in act["parameters"])
+    with router.client() as c:
+        extra = c.post("/v1/act", json=act_body(STATE) | {"surprise": 1})
+    assert extra.status_code == 422 and extra.json()["error"]["field"] == "surprise"
