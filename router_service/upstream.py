@@ -2,7 +2,7 @@
 `GRPCInferenceService` stub on one persistent `grpc.aio` channel per replica, with
 `ModelInferRequest`s built straight from numpy bytes (`raw_input_contents`), not tritonclient's
 per-call `InferInput` objects. The default upstream is HTTP (upstream_http.py), which costs
-the router a fifth of the CPU per call; gRPC stays for deployments that only expose it.
+the router less than half the CPU per call; gRPC stays for deployments that only expose it.
 
 A call carries a batch: `[N, state_dim]` observations (and `[N, tasks]` conditioning for the
 generalist) become one Triton request, whose `[N, action_dim]` answer the batcher splits back.

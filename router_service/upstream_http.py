@@ -1,11 +1,10 @@
 """Triton over KServe v2 HTTP with the binary tensor extension, on a pool of keep-alive
 HTTP/1.1 connections (`http1.py`): the router's default upstream.
 
-Why not gRPC: one unary `grpc.aio` call costs 0.35-0.55 ms of client CPU here, a raw HTTP/1.1
-request of the same tensors 0.08 ms (both upstream classes side by side against the same
-Triton, 1,000 sequential calls each: `python -m loadtest.upstream_cost`, result in
-docs/benchmarks/raw/). The router makes one such call per batch, so this is most of what it
-spends per request beyond its own logic.
+Why not gRPC: through the router's own classes, one call costs 0.46 ms of client CPU over
+`grpc.aio` and 0.20 ms over this client (1,000 sequential calls each against the same Triton,
+`python -m loadtest.upstream_cost`, docs/benchmarks/raw/20261201T210118Z/upstream-cost.json).
+The router makes one such call per batch.
 
 A request is the JSON inference header followed by the raw FP32 rows
 (`Inference-Header-Content-Length`); the answer carries `action` as raw bytes the same way.
