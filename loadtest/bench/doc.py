@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.bench.doc_cost import PATH_NAMES, cpu_section, honesty_section, workers_section
+from loadtest.bench.fmt import missing as _missing
+from loadtest.bench.fmt import num, pct
 from loadtest.bench.profile import format_markdown
 from loadtest.bench.targets import verdict_word
 
@@ -17,24 +19,11 @@ REPO = Path(__file__).resolve().parents[2]
 LAT_KEYS = ("p50", "p90", "p99", "p99.9", "max")
 
 
-def num(x: Any, digits: int = 2) -> str:
-    return "-" if x is None else f"{x:,.{digits}f}"
-
-
-def pct(x: Any, digits: int = 1) -> str:
-    return "-" if x is None else f"{100 * x:.{digits}f}%"
-
-
 def _measured(t: dict[str, Any]) -> str:
     m = t["measured"]
     if t["unit"] == "count":
         return "-" if m is None else f"{m:,.0f}"
     return pct(m) if t["unit"] == "share" else ("-" if m is None else f"{m:.2f}x")
-
-
-def _missing(summary: dict[str, Any], step: str) -> str:
-    errs = [e["error"].splitlines()[0] for e in summary.get("errors", []) if e["step"] == step]
-    return f"_Not measured: {errs[0]}_" if errs else "_Not measured in this run._"
 
 
 def header(s: dict[str, Any]) -> list[str]:

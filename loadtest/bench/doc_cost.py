@@ -7,23 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from loadtest.bench.fmt import missing as _missing
+from loadtest.bench.fmt import num as _num
+from loadtest.bench.fmt import pct as _pct
+
 PATH_NAMES = {"direct-grpc": "direct Triton (KServe gRPC)", "router-http": "router (HTTP)",
               "router-grpc": "router (gRPC)", "router-ws": "router (WebSocket session)",
               "router-grpc-stream": "router (gRPC StreamAct session)",
               "floor": "floor: FastAPI + one unary gRPC call"}
-
-
-def _num(x: Any, digits: int = 2) -> str:
-    return "-" if x is None else f"{x:,.{digits}f}"
-
-
-def _pct(x: Any, digits: int = 1) -> str:
-    return "-" if x is None else f"{100 * x:.{digits}f}%"
-
-
-def _missing(s: dict[str, Any], step: str) -> str:
-    errs = [e["error"].splitlines()[0] for e in s.get("errors", []) if e["step"] == step]
-    return f"_Not measured: {errs[0]}_" if errs else "_Not measured in this run._"
 
 
 def cpu_section(s: dict[str, Any]) -> list[str]:
