@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from deploy.grafana.model import Dashboard, Panel, Row, Target, Variable, value_mapping
 from deploy.grafana.panels_common import LINKS, SLA_STEPS, UP_MAPPING, R
+from deploy.grafana.router_batching import batching_row
 
 
 def _quantiles(rule_metric: str) -> tuple[Target, ...]:
@@ -273,34 +274,6 @@ def router_dashboard() -> Dashboard:
             ),
         ),
     )
-    batching = Row(
-        "Batching and queueing",
-        (
-            Panel(
-                "Rows per Triton request by route",
-                (Target(f"sum by (route) (rate(router_batch_size_sum{{{R}}}[5m])) / "
-                        f"sum by (route) (rate(router_batch_size_count{{{R}}}[5m]))",
-                        "{{route}}"),),
-                description="Cross-robot micro-batching: mean rows per Triton request.",
-            ),
-            Panel(
-                "Batch wait p99 by route",
-                (Target("histogram_quantile(0.99, sum by (route, le) "
-                        f"(rate(router_batch_wait_seconds_bucket{{{R}}}[5m])))", "{{route}}"),),
-                unit="s",
-                description="How long a row waited for its batch to leave (bounded by its "
-                "slack and routing.batching.max_wait_ms).",
-            ),
-            Panel(
-                "Queue wait before the handler p99",
-                (Target("histogram_quantile(0.99, sum by (le) "
-                        "(rate(router_queue_wait_seconds_bucket[5m])))", "p99"),),
-                unit="s",
-                description="Estimated time requests waited in the router before their "
-                "handler ran; charged to their budget.",
-            ),
-        ),
-    )
     return Dashboard(
         uid="robot-router",
         title="Robot policy router",
@@ -309,6 +282,6 @@ def router_dashboard() -> Dashboard:
         variables=(
             Variable("route", "Route", "label_values(router_requests_total, route)"),
         ),
-        rows=(traffic, sla, decisions, load, batching, state),
+        rows=(traffic, sla, decisions, load, batching_row(), state),
         links=LINKS,
     )
