@@ -5,8 +5,9 @@ hands an idle connection to each call and opens another when all are busy.
 It exists because the general-purpose clients cost more CPU per call than the work they carry
 here (a Triton call through it: 0.20 ms of CPU; through grpc.aio 0.46 ms; httpx cost the load
 generator ~1.9 ms per router request), and both the router's upstream and the load generator
-make hundreds of calls a second on the same two cores as the servers they measure. A connection whose call timed out or failed
-mid-way is closed, never reused: its late reply would be read as the next call's.
+make hundreds of calls a second on the same two cores as the servers they measure. A connection
+whose call timed out or failed mid-way is closed, never reused: its late reply would be read as
+the next call's.
 """
 
 from __future__ import annotations

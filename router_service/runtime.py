@@ -126,6 +126,7 @@ class RouterRuntime:
         self.leases = EpisodeLeases(self.store, self.metrics, self.store_health)
         self._active: ActiveContract | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._retiring: set[asyncio.Task[None]] = set()
         self.inflight = 0
         self.loop_lag = LoopLag()
         self.triton_ready = False
@@ -183,7 +184,9 @@ class RouterRuntime:
         previous_forwarder = self._active.forwarder if self._active else None
         self._active = active
         if previous_forwarder is not None:  # requests still on it finish; its batchers close
-            self._tasks.append(asyncio.create_task(self._retire(previous_forwarder)))
+            retire = asyncio.create_task(self._retire(previous_forwarder))
+            self._retiring.add(retire)  # referenced until done, then dropped (one per reload)
+            retire.add_done_callback(self._retiring.discard)
         self.metrics.set_contract(contract.version)
         for route in health:
             self.metrics.circuit_open.labels(route=route).set(0)
@@ -276,7 +279,7 @@ class RouterRuntime:
             self._tasks.append(asyncio.create_task(coro))
 
     async def close(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._retiring]:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):

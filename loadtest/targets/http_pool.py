@@ -1,4 +1,5 @@
-"""Shared httpx connection pools for the HTTP targets, kept cheap at high concurrency.
+"""Shared httpx connection pools for direct Triton over HTTP, kept cheap at high concurrency
+(the router HTTP target uses router_service/http1.py instead: httpx cost too much CPU).
 
 Two measured costs of httpx/httpcore made the generator itself the bottleneck once a slow server
 let in-flight requests pile up (the moment a load test matters most):
