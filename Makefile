@@ -80,8 +80,7 @@ demo: setup models
 		--out results/eval/demo-$$(date -u +%Y%m%dT%H%M%SZ)
 
 eval: setup models
-	$(BIN)/python -m evaluation run --panel $(PANEL) --episodes $(EPISODES) \
-		--out results/eval/$(PANEL)-$$(date -u +%Y%m%dT%H%M%SZ)
+	./scripts/eval_panel.sh $(PANEL) $(EPISODES)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Family = Literal["generalist", "specialist", "router"]
+LARGE_GENERALIST = "generalist_large"  # policies.train.LARGE_GENERALIST, the transformer
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class Arm:
     family: Family
     declare_task: bool = True
     perturbation: Perturbation = field(default_factory=Perturbation)
+    # The Triton ensemble that plays the contract's generalist ("": the contract's own). The
+    # router keeps one generalist per contract, so the large one replaces the small one.
+    generalist: str = ""
 
     @property
     def perturbed(self) -> bool:
@@ -59,6 +63,8 @@ class Arm:
             "specialist": "router, contract whose generalist can never win (oracle specialist)",
             "router": "router, deployed contract",
         }[self.family]
+        if self.generalist:
+            serving += f", generalist served by {self.generalist}"
         task = "task declared" if self.declare_task else "task hidden (router's classifier)"
         return f"{serving}; {task}; perturbation: {self.perturbation.describe()}"
 
@@ -78,7 +84,7 @@ DEFAULT_ARMS: tuple[str, ...] = (
     "generalist", "specialist", "router", "router_hidden",
     "obs_noise", "action_delay", "slow_specialist", "stale_calibration",
 )
-OPTIONAL_ARMS: tuple[str, ...] = ("stale_obs",)
+OPTIONAL_ARMS: tuple[str, ...] = ("stale_obs", "generalist_large", "router_large")
 
 
 def build_arm(name: str, settings: ArmSettings, first_specialist: str) -> Arm:
@@ -88,6 +94,9 @@ def build_arm(name: str, settings: ArmSettings, first_specialist: str) -> Arm:
         "specialist": Arm("specialist", "specialist"),
         "router": Arm("router", "router"),
         "router_hidden": Arm("router_hidden", "router", declare_task=False),
+        "generalist_large": Arm("generalist_large", "generalist", generalist=LARGE_GENERALIST),
+        # Task declared only: the inferred-task calibration row is the small generalist's.
+        "router_large": Arm("router_large", "router", generalist=LARGE_GENERALIST),
         "obs_noise": Arm("obs_noise", "router",
                          perturbation=Perturbation(obs_noise_std=settings.noise_std)),
         "action_delay": Arm("action_delay", "router",

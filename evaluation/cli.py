@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from evaluation import families, ship
 from evaluation.arms import DEFAULT_ARMS, OPTIONAL_ARMS, ArmSettings, build_arms
 from evaluation.contracts import load_base
 from evaluation.orchestrate import Session, verify_calibration
@@ -85,6 +86,19 @@ def _parser() -> argparse.ArgumentParser:
     pub.add_argument("result", type=Path)
     pub.add_argument("dest", type=Path)
     pub.add_argument("--note", default="", help="a paragraph for the README")
+
+    fam = sub.add_parser("families", help="every family side by side: offline per training "
+                                          "seed, closed-loop arms, paired comparisons")
+    fam.add_argument("--closed-loop", type=Path, required=True, help="a finished run's folder")
+    fam.add_argument("--artifacts", type=Path, nargs="+", required=True,
+                     help="builds of the panel, one per training seed")
+    fam.add_argument("--out", type=Path, required=True, help="markdown file to write")
+
+    ship_p = sub.add_parser("ship", help="write the run's smallest policy set as the panel's "
+                                          "deployment contract")
+    ship_p.add_argument("result", type=Path)
+    ship_p.add_argument("--out", type=Path, required=True, help="e.g. deploy/contracts/mt10.yaml")
+    ship_p.add_argument("--base", type=Path, help="contract to start from (default: the run's)")
 
     cal = sub.add_parser("apply-calibration", help="reload a router with a run's closed-loop "
                                                     "calibration contract")
@@ -173,5 +187,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "publish":
         for path in publish(args.result, args.dest, args.note):
             print(path)
+        return 0
+    if args.command == "ship":
+        try:
+            print(ship.write(args.result, args.out, args.base))
+        except ship.NothingToShip as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if args.command == "families":
+        command = "python -m evaluation " + " ".join(argv)
+        print(families.write(args.closed_loop, args.artifacts, args.out, command))
         return 0
     return _apply_calibration(args)

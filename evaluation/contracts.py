@@ -83,11 +83,16 @@ def _write_yaml(raw: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def derive_contract(base: dict[str, Any], arm: Arm, out_dir: Path) -> Path:
-    """Write the contract the arm is served under; returns its path."""
+def derive_contract(base: dict[str, Any], arm: Arm, out_dir: Path,
+                    served_p90_ms: dict[str, float] | None = None) -> Path:
+    """Write the contract the arm is served under; returns its path. `served_p90_ms` (route ->
+    measured p90 through Triton) replaces the latency priors, after any generalist swap."""
     raw = copy.deepcopy(base)
     raw["version"] = f"{base['version']}-eval-{arm.name}"
     generalists = [p for p in raw["policies"] if p["kind"] == "generalist"]
+    if arm.generalist:
+        for policy in generalists:
+            policy["name"] = arm.generalist
     if arm.family == "generalist":
         raw["policies"] = generalists
         raw["routing"]["fallback_order"] = ["generalist", "hold"]
@@ -112,6 +117,8 @@ def derive_contract(base: dict[str, Any], arm: Arm, out_dir: Path) -> Path:
         stale_path.parent.mkdir(parents=True, exist_ok=True)
         stale_path.write_text(json.dumps(stale, indent=2))
         raw["calibration"]["table"] = str(stale_path.resolve())
+    if served_p90_ms:
+        raw = with_latency_terms(raw, served_p90_ms)
     return _write_yaml(raw, out_dir / f"{arm.name}.yaml")
 
 
@@ -125,6 +132,16 @@ def write_closed_loop(base: dict[str, Any], panel: str, rows: list[TableRow], ou
     raw["version"] = f"{base['version']}-closed-loop-{stamp}"
     raw["calibration"]["table"] = str(table_path.resolve())
     return table_path, _write_yaml(raw, out_dir / "contract_closed_loop.yaml")
+
+
+def with_latency_terms(base: dict[str, Any], served_p90_ms: dict[str, float]) -> dict[str, Any]:
+    """The contract with each policy's latency prior set from its measured serving latency
+    (`evaluation/latency_terms.py`), so no route starts from a hand-set number."""
+    raw = copy.deepcopy(base)
+    for policy in raw["policies"]:
+        if policy["name"] in served_p90_ms:
+            policy["expected_latency_ms"] = round(served_p90_ms[policy["name"]], 3)
+    return raw
 
 
 def policy_tasks(raw: dict[str, Any]) -> dict[str, tuple[str, ...]]:

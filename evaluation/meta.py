@@ -67,6 +67,9 @@ class RunMeta(BaseModel):
     setup_s: float = 0.0
     total_s: float = 0.0
     calibration_loop: dict[str, Any] = {}
+    # route -> p50/p90/p99 ms through Triton at the start of the run; the p90s are the latency
+    # priors of every derived contract (evaluation/latency_terms.py). Empty: not measured.
+    served_latency_ms: dict[str, dict[str, float]] = {}
     # Which Meta-World configurations the episodes ran on, and those the calibration table was
     # measured on, checked disjoint before the run (None/empty: a run from before this was kept).
     config_seed: int | None = None

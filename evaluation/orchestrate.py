@@ -20,6 +20,7 @@ import httpx
 from tqdm import tqdm
 
 from evaluation import contracts as cx
+from evaluation import latency_terms
 from evaluation.arms import Arm
 from evaluation.meta import ArmMeta, RunMeta, parse_metrics, write_meta
 from evaluation.plan import (
@@ -33,11 +34,11 @@ from evaluation.plan import (
 )
 from evaluation.records import EpisodeResult, append_jsonl, read_jsonl
 from evaluation.report import EPISODES_FILE, META_FILE, Report, build, closed_loop_rows
-from evaluation.runner import EnvCache, EpisodeSpec, RunSettings, run_arm
+from evaluation.robots import RobotPool, RouterLink
+from evaluation.runner import RunSettings
 from evaluation.stack import OwnStack, RouterEndpoint, RunningStack, reload_contract
 from evaluation.stack import scrape_metrics as scrape
 from evaluation.tables import matrix
-from evaluation.transport import open_transport
 from policies.serving.manifest import load_artifacts
 
 
@@ -141,32 +142,45 @@ class Session:
         plan.out.mkdir(parents=True, exist_ok=True)
         (plan.out / EPISODES_FILE).unlink(missing_ok=True)
         configs = self._configurations()
-        envs = EnvCache()
-        envs.prepare(plan.robots, plan.panel.tasks, configs)
-        contracts = {a.name: cx.derive_contract(self.base, a, self.contracts_dir)
-                     for a in plan.arms}
         total = len(plan.arms) * plan.episodes * len(plan.panel.tasks)
         try:
-            with self._stack() as stack:
+            # The robot processes start first: they import Meta-World and build their envs
+            # while the stack comes up.
+            with RobotPool(plan.robots, configs, plan.out) as pool, self._stack() as stack:
+                served = self._latency_terms(stack)
+                contracts = {a.name: cx.derive_contract(self.base, a, self.contracts_dir, served)
+                             for a in plan.arms}
                 with contextlib.ExitStack() as routers:
                     endpoints = self._start_routers(stack, routers, contracts)
+                    pool.wait_ready()
                     self.meta.setup_s = round(time.perf_counter() - started, 1)
                     with tqdm(total=total, unit="ep", desc="episodes", dynamic_ncols=True) as bar:
                         for arm, indices in schedule(plan.arms, plan.episodes, plan.rounds):
                             self._run_block(stack, arm, indices, endpoints.get(arm.name),
-                                            contracts[arm.name], configs, envs, bar)
+                                            contracts[arm.name], pool, bar)
                     for name, endpoint in endpoints.items():
                         self._scrapes[name] = scrape(endpoint.http_url)
                 self._record_arms(contracts)
                 write_meta(plan.out / META_FILE, self.meta)
                 self._calibration_loop(stack)
         finally:
-            envs.close()
             self.meta.finished = _now()
             self.meta.load_end = _load()
             self.meta.total_s = round(time.perf_counter() - started, 1)
             write_meta(plan.out / META_FILE, self.meta)
         return build(plan.out)
+
+    def _latency_terms(self, stack: OwnStack | RunningStack) -> dict[str, float]:
+        """Every route's serving latency through this run's Triton, measured before any router
+        starts; its p90 is each derived contract's latency prior for the route."""
+        if not isinstance(stack, OwnStack):
+            return {}  # a running stack's Triton is not ours to measure; its contract stands
+        measured = asyncio.run(latency_terms.measure(self.plan.artifacts, stack.triton_http,
+                                                     stack.triton_grpc))
+        self.meta.served_latency_ms = {
+            route: {"p50": r.p50_ms, "p90": r.p90_ms, "p99": r.p99_ms}
+            for route, r in measured.items()}
+        return latency_terms.p90s(measured)
 
     def _configurations(self) -> dict[str, Any]:
         """The run's configurations per task, checked disjoint from the calibration table's and
@@ -199,8 +213,8 @@ class Session:
         return endpoints
 
     def _run_block(self, stack: OwnStack | RunningStack, arm: Arm, indices: range,
-                   endpoint: RouterEndpoint | None, contract: Path, configs: dict[str, Any],
-                   envs: EnvCache, bar: tqdm[Any]) -> None:
+                   endpoint: RouterEndpoint | None, contract: Path, pool: RobotPool,
+                   bar: tqdm[Any]) -> None:
         plan, faults, slow = self.plan, stack.faults, arm.perturbation.slow_route
         if slow and faults is None:
             raise RuntimeError(f"arm {arm.name} needs Triton's fault dir (--triton-fault-dir)")
@@ -225,8 +239,8 @@ class Session:
                                    ep.contract_version)
             specs = [s for s in episode_specs(plan, arm, self.tag) if s.config_index in indices]
             try:
-                asyncio.run(_run_with_transport(specs, configs, envs, ep, settings, plan.robots,
-                                                plan.out, done))
+                pool.run(RouterLink(ep.http_url, ep.grpc_target, ep.robot_key), settings, specs,
+                         done)
             finally:
                 if faults is not None:
                     faults.clear()
@@ -271,15 +285,3 @@ class Session:
                 loop["verified"] = verify_calibration(endpoint, contract)
         self.meta.calibration_loop = loop
         (self.plan.out / "calibration_loop.json").write_text(json.dumps(loop, indent=2))
-
-
-async def _run_with_transport(specs: list[EpisodeSpec], configs: dict[str, Any],
-                              envs: EnvCache, endpoint: RouterEndpoint, settings: RunSettings,
-                              robots: int, out: Path, done: Any) -> None:
-    # Opened inside the loop that uses it: grpc.aio channels bind to the running loop.
-    transport = open_transport(settings.transport, endpoint.http_url, endpoint.grpc_target,
-                               endpoint.robot_key, robots)
-    try:
-        await run_arm(specs, configs, envs, transport, settings, robots, out, done)
-    finally:
-        await transport.aclose()

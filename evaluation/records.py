@@ -36,6 +36,12 @@ class EpisodeResult(BaseModel):
     # The applied action's position part at its bound (runner.saturated); empty in records
     # written before it was kept, which attribution reads as "no evidence".
     saturated: list[bool] = []
+    # The evaluation's own time per step, apart from the stack's round trip (empty in records
+    # written before it was kept): the tick's client-side work outside `rtt_ms` (observation
+    # encoding, env step, bookkeeping, trace writing), and whether work + round trip ran past
+    # the control period (the next tick then started late, at once).
+    harness_ms: list[float] = []
+    overran: list[bool] = []
     statuses: dict[str, int] = {}  # ok / shed / expired / rejected / error
     fallback_reasons: dict[str, int] = {}
     decision_reasons: dict[str, int] = {}
@@ -43,6 +49,7 @@ class EpisodeResult(BaseModel):
     feedback: dict[str, Any] = {}
     trace: str = ""  # MCAP file, relative to the result folder
     wall_s: float = 0.0
+    pid: int = 0  # the robot process that ran the episode (0: not recorded)
 
     @property
     def failed(self) -> bool:

@@ -15,6 +15,7 @@ from evaluation.counterfactual import (
     MODEL_SUBCATEGORIES,
 )
 from evaluation.records import EpisodeResult
+from evaluation.report_overhead import overhead_section
 from evaluation.stats import newcombe_difference, paired_comparison
 from evaluation.tables import Cell, outcomes
 
@@ -274,6 +275,7 @@ def render(r: Report, episodes: Sequence[EpisodeResult],
              "episodes.jsonl.", "", *_table(CELL_HEADER, [_cell_row(c) for c in r.cells]),
              "", "Per arm over all tasks:", "",
              *_table(CELL_HEADER, [_cell_row(c) for c in r.totals]),
+             "", "## Evaluation overhead", "", *overhead_section(m, episodes),
              "", "## What the router did", "", "A route stays with an episode (sticky) "
              "after its first decision unless it fails or is late; a fallback's route becomes "
              "the sticky one.", "", *_behaviour(r, episodes),

@@ -1,20 +1,22 @@
-"""Simulated robots in closed loop with the router: one act call per control step under the
-control-rate deadline, several robots at once on one asyncio loop.
+"""One simulated robot in closed loop with the router: one act call per control tick under the
+control-rate deadline, ticks on a monotonic clock at `control_hz`.
 
-Env steps (0.2-0.5 ms of MuJoCo + Meta-World) run inline between awaits: while one robot steps
-its simulation the others' requests are in flight in the router and Triton, so batching and
-contention are real, and no thread hand-off (which cost 4 ms a step here under the GIL) skews
-the timing. A reply that is not in the robot's hands by the deadline is discarded and the
-contract's hold action is applied for that tick, as a real controller must do.
+Each robot runs in its own process (evaluation.robots), so a robot's MuJoCo step, observation
+encoding and trace writing never sit between another robot's reply and its await: the round
+trip a robot measures is the stack's, and the evaluation's own time per tick is measured apart
+(`harness_ms`). A reply that is not in the robot's hands by the deadline is discarded and the
+contract's hold action is applied for that tick, as a real controller must do: the call is
+abandoned at the deadline (`act_by_deadline`), so the world never waits for a late stack.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import zlib
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,23 +66,21 @@ def episode_seed(spec: EpisodeSpec) -> int:
 
 
 class EnvCache:
-    """One env per (robot, task), re-targeted with set_task + reset: building a Meta-World env
-    takes ~0.2 s, which would stall every robot on the shared loop."""
+    """One env per task in this robot's process, re-targeted with set_task + reset: building a
+    Meta-World env takes ~0.2 s, so it is done once, before the robot's first episode."""
 
     def __init__(self) -> None:
-        self._envs: dict[tuple[int, str], Any] = {}
+        self._envs: dict[str, Any] = {}
 
-    def prepare(self, robots: int, tasks: Sequence[str], configs: Mapping[str, Sequence[Any]]
-                ) -> None:
-        for robot in range(robots):
-            for task in tasks:
-                if (robot, task) not in self._envs:
-                    self._envs[robot, task] = make_env(task, configs[task][0])
+    def prepare(self, tasks: Sequence[str], configs: Mapping[str, Sequence[Any]]) -> None:
+        for task in tasks:
+            if task not in self._envs:
+                self._envs[task] = make_env(task, configs[task][0])
 
-    def get(self, robot: int, task: str, config: Any) -> Any:
-        env = self._envs.get((robot, task))
+    def get(self, task: str, config: Any) -> Any:
+        env = self._envs.get(task)
         if env is None:
-            env = self._envs[robot, task] = make_env(task, config)
+            env = self._envs[task] = make_env(task, config)
         env.set_task(config)
         return env
 
@@ -88,6 +88,22 @@ class EnvCache:
         for env in self._envs.values():
             env.close()
         self._envs.clear()
+
+
+async def act_by_deadline(transport: Transport, robot_id: str, episode_id: str,
+                          declared: str | None, state: list[float], deadline_ms: float
+                          ) -> StepReply:
+    """The act call, abandoned at the control deadline as a real controller abandons it: the
+    robot holds for this tick and the world moves on, so a slow stack costs as many held ticks
+    as it is late, not one tick however late it is."""
+    start = time.perf_counter()
+    try:
+        return await asyncio.wait_for(
+            transport.act(robot_id, episode_id, declared, state, deadline_ms),
+            timeout=deadline_ms / 1000.0)
+    except TimeoutError:
+        return StepReply("late", (time.perf_counter() - start) * 1000.0, "client_deadline",
+                         error=f"no reply within the {deadline_ms:g} ms control deadline")
 
 
 class _Controller:
@@ -123,7 +139,8 @@ async def run_episode(spec: EpisodeSpec, env: Any, transport: Transport, robot_i
     hold = np.asarray(settings.hold_action, dtype=np.float64)
     tick_s = 1.0 / settings.control_hz if settings.control_hz > 0 else 0.0
     acc: dict[str, Any] = {k: [] for k in ("rtt_ms", "routes", "resolved_tasks", "late",
-                                           "fallback", "router_total_ms", "saturated")}
+                                           "fallback", "router_total_ms", "saturated",
+                                           "harness_ms", "overran")}
     statuses: Counter[str] = Counter()
     fb_reasons: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
@@ -143,10 +160,11 @@ async def run_episode(spec: EpisodeSpec, env: Any, transport: Transport, robot_i
             controller = _Controller(spec, settings.hold_action, obs)
             next_tick = time.perf_counter() + tick_s
             for step in range(settings.max_steps):
+                tick_start = time.perf_counter()
                 sent = controller.observe(obs)
                 t_ns = time.time_ns()
-                reply = await transport.act(robot_id, spec.episode_id, declared,
-                                            sent.tolist(), settings.deadline_ms)
+                reply = await act_by_deadline(transport, robot_id, spec.episode_id,
+                                              declared, sent.tolist(), settings.deadline_ms)
                 usable = (reply.status == "ok" and reply.action is not None
                           and reply.rtt_ms <= settings.deadline_ms)
                 command = np.asarray(reply.action, dtype=np.float64) if usable else hold
@@ -161,13 +179,19 @@ async def run_episode(spec: EpisodeSpec, env: Any, transport: Transport, robot_i
                 _trace_step(trace, t_ns, step, obs, sent, declared, reply, settings, usable,
                             command, applied, float(reward), is_success, bool(truncated))
                 obs = np.asarray(obs_next, dtype=np.float64)
+                # The tick's own work (encoding, env step, bookkeeping, trace) is everything
+                # in it but the round trip; it is the evaluation's cost, not the stack's.
+                work_end = time.perf_counter()
+                acc["harness_ms"].append(
+                    round(max(0.0, (work_end - tick_start) * 1000 - reply.rtt_ms), 3))
+                acc["overran"].append(bool(tick_s) and work_end >= next_tick)
                 if is_success:
                     success, first_success = True, step
                     break
                 if truncated:
                     break
                 if tick_s:
-                    delay = next_tick - time.perf_counter()
+                    delay = next_tick - work_end
                     if delay > 0:
                         await asyncio.sleep(delay)
                         next_tick += tick_s
@@ -187,7 +211,8 @@ async def run_episode(spec: EpisodeSpec, env: Any, transport: Transport, robot_i
         steps=steps, first_success_step=first_success, total_reward=round(total_reward, 4),
         eval_error=eval_error, statuses=dict(statuses), fallback_reasons=dict(fb_reasons),
         decision_reasons=dict(reasons), router_misses=router_misses, feedback=feedback,
-        trace=trace_rel, wall_s=round(time.perf_counter() - started, 3), **acc,
+        trace=trace_rel, wall_s=round(time.perf_counter() - started, 3), pid=os.getpid(),
+        **acc,
     )
 
 
@@ -235,23 +260,3 @@ def _trace_step(trace: TraceWriter, t_ns: int, step: int, obs: Vector, sent: Vec
                                  "applied_action": applied, "source": source}, t_ns)
     trace.write("/eval/outcome", {"step": step, "reward": reward, "success": success,
                                   "truncated": truncated}, t_ns)
-
-
-async def run_arm(specs: Sequence[EpisodeSpec], configs: Mapping[str, Sequence[Any]],
-                  envs: EnvCache, transport: Transport, settings: RunSettings, robots: int,
-                  result_dir: Path, on_done: Callable[[EpisodeResult], None]) -> None:
-    """Runs the arm's episodes on `robots` concurrent robots, in the order given."""
-    queue: asyncio.Queue[EpisodeSpec] = asyncio.Queue()
-    for spec in specs:
-        queue.put_nowait(spec)
-
-    async def robot(index: int) -> None:
-        while not queue.empty():
-            spec = queue.get_nowait()
-            env = envs.get(index, spec.task, configs[spec.task][spec.config_index])
-            rel = f"traces/{spec.arm.name}/{spec.task}/{spec.episode_id}.mcap"
-            result = await run_episode(spec, env, transport, f"robot-{index}", settings,
-                                       result_dir / rel, rel)
-            on_done(result)
-
-    await asyncio.gather(*(robot(i) for i in range(robots)))

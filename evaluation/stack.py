@@ -108,6 +108,16 @@ class OwnStack:
         self._routers_started = 0
 
     @property
+    def triton_grpc(self) -> str:
+        return self._triton_grpc
+
+    @property
+    def triton_http(self) -> str | None:
+        """Triton's HTTP host:port when this stack started it (an external one is known only by
+        its gRPC address)."""
+        return self._triton_http
+
+    @property
     def has_redis(self) -> bool:
         return self._use_redis
 

@@ -21,7 +21,7 @@ TRANSPORT_TIMEOUT_S = 2.0
 
 @dataclass(frozen=True)
 class StepReply:
-    status: str  # ok | shed | expired | rejected | error
+    status: str  # ok | shed | expired | rejected | error | late (abandoned at the deadline)
     rtt_ms: float  # send to reply, measured by the robot
     code: str = ""  # HTTP status or gRPC status name
     action: tuple[float, ...] | None = None

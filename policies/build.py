@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -30,7 +31,7 @@ from policies.panel import (
     Panel,
     get_panel,
 )
-from policies.train import ModelSpec, NormStats, TrainConfig, model_specs
+from policies.train import ExtraGeneralists, ModelSpec, NormStats, TrainConfig, model_specs
 from policies.training_jobs import TrainJob, panel_tensors, run_jobs
 
 TRAINING_CODE_VERSION = 1  # bump when a change to train/export should invalidate built models
@@ -47,6 +48,13 @@ class BuildOptions:
     max_steps: int = MAX_EPISODE_STEPS
     latency_calls: int = 1000
     workers: int = 2
+    train_seed: int | None = None  # None: `seed` (demos and training); set for a second seed
+    generalist_widths: tuple[int, ...] = ()  # the width sweep: extra MLP generalists
+    large_generalist_steps: int = 0  # 0: no transformer generalist
+
+    @property
+    def extra(self) -> ExtraGeneralists:
+        return ExtraGeneralists(self.generalist_widths, self.large_generalist_steps)
 
 
 @dataclass
@@ -90,7 +98,7 @@ def _write_if_changed(path: Path, value: BaseModel | Mapping[str, object]) -> No
 def _model_key(spec: ModelSpec, dataset_hash: str, norm_hash: str, config: TrainConfig) -> str:
     return sha256_json(
         {
-            "model": asdict(spec),
+            "model": spec.key_fields(),
             "dataset": dataset_hash,
             "norm": norm_hash,
             "train": config.as_json(),
@@ -130,13 +138,15 @@ def build(panel: Panel, out: Path, options: BuildOptions) -> BuildReport:
     _write_if_changed(out / "norm_stats.json", norm.as_json())
     norm_hash = sha256_file(out / "norm_stats.json")
 
-    config = TrainConfig(steps_per_specialist=options.steps_per_specialist, seed=options.seed)
+    train_seed = options.seed if options.train_seed is None else options.train_seed
+    config = TrainConfig(steps_per_specialist=options.steps_per_specialist, seed=train_seed)
     ctx = ExportContext(
         panel.name, tasks, dataset.dataset_hash, norm_hash, config, options.latency_calls
     )
     cards: dict[str, ModelCard] = {}
     jobs: list[TrainJob] = []
-    for spec in model_specs(tasks):
+    specs = model_specs(tasks, options.extra)
+    for spec in specs:
         key = _model_key(spec, dataset.dataset_hash, norm_hash, config)
         reused = _reusable_card(out / spec.name, key)
         report.skipped[f"train:{spec.name}"] = reused is not None
@@ -160,12 +170,16 @@ def build(panel: Panel, out: Path, options: BuildOptions) -> BuildReport:
                     f"p99 {card.latency.p99_ms:.3f} ms"
                 )
 
-    eval_spec = EvalSpec(panel, options.eval_episodes, options.max_steps)
+    extra = tuple(s.name for s in specs if s.kind == "generalist" and s.name != "generalist")
+    eval_spec = EvalSpec(panel, options.eval_episodes, options.max_steps, extra_generalists=extra)
+    eval_fields = asdict(eval_spec)
+    if not extra:  # keeps the key of builds made before the field existed
+        del eval_fields["extra_generalists"]
     eval_key = sha256_json(
         {
             "versions": {n: c.version for n, c in cards.items()},
             "norm": norm_hash,
-            "eval": asdict(eval_spec),
+            "eval": eval_fields,
             "code": EVAL_CODE_VERSION,
         }
     )
@@ -208,7 +222,7 @@ def build(panel: Panel, out: Path, options: BuildOptions) -> BuildReport:
                 card=f"{s.name}/model_card.json",
                 version=cards[s.name].version,
             )
-            for s in model_specs(tasks)
+            for s in specs
         ],
     )
     _write_if_changed(out / "manifest.json", manifest)
@@ -226,13 +240,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps-per-specialist", type=int, default=defaults.steps_per_specialist)
     parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes)
     parser.add_argument("--latency-calls", type=int, default=defaults.latency_calls)
+    parser.add_argument("--train-seed", type=int, default=None,
+                        help="seed of initialisation and minibatch sampling (default: --seed); "
+                        "a second training seed on the same demonstrations")
+    parser.add_argument("--generalist-widths", default=None,
+                        help="comma-separated extra MLP generalist widths (the width sweep); "
+                        "default: the panel's (policies/panel.py)")
+    parser.add_argument("--large-generalist-steps", type=int, default=None,
+                        help="training steps of the transformer generalist (0: none); "
+                        "default: the panel's")
     parser.add_argument(
         "--workers",
         type=int,
         default=min(2, os.cpu_count() or 1),
         help="processes for demo collection and evaluation",
     )
+    parser.add_argument("--dataset-from", type=Path, default=None,
+                        help="copy another build's dataset/ first when --out has none (a second "
+                        "training seed on the same demonstrations; it is verified as usual)")
     args = parser.parse_args(argv)
+    panel = get_panel(args.panel)
+    if args.dataset_from and not (args.out / "dataset").exists():
+        shutil.copytree(args.dataset_from / "dataset", args.out / "dataset")
+    widths = (panel.generalist_widths if args.generalist_widths is None
+              else tuple(int(w) for w in args.generalist_widths.split(",") if w))
     options = BuildOptions(
         seed=args.seed,
         demos_per_task=args.demos_per_task,
@@ -241,9 +272,13 @@ def main(argv: list[str] | None = None) -> None:
         eval_episodes=args.eval_episodes,
         latency_calls=args.latency_calls,
         workers=args.workers,
+        train_seed=args.train_seed,
+        generalist_widths=widths,
+        large_generalist_steps=(panel.large_generalist_steps if args.large_generalist_steps is None
+                                else args.large_generalist_steps),
     )
     start = time.perf_counter()
-    report = build(get_panel(args.panel), args.out, options)
+    report = build(panel, args.out, options)
     total = time.perf_counter() - start
     skipped = [name for name, was in report.skipped.items() if was]
     for stage, seconds in report.timings.items():

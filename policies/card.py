@@ -146,6 +146,20 @@ class LatencyRecord(BaseModel):
     p99_ms: float
 
 
+class ServingLatencyRecord(BaseModel):
+    """The route's ensemble (preprocess -> policy -> postprocess) through a running Triton:
+    what the router's latency prior for the route is set from (evaluation/latency_terms.py)."""
+
+    runtime: str
+    calls: int
+    batch_size: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    measured: str  # ISO time
+    load_average: list[float]  # 1, 5, 15 min: how busy the machine was
+
+
 class CellRecord(BaseModel):
     episodes: int
     successes: int
@@ -165,10 +179,12 @@ class ModelCard(BaseModel):
     observation_fields: list[Field]
     action_fields: list[Field]
     normalisation: str
+    architecture: str = ""  # empty in cards written before the field existed: the MLP
     parameter_count: int
     onnx_max_abs_difference_to_torch: float
     training: TrainingRecord
     latency: LatencyRecord
+    serving_latency: ServingLatencyRecord | None = None  # written once Triton has served it
     # Filled after offline evaluation: task -> closed-loop success on held-out configurations.
     # For the task classifier: task -> per-state accuracy on held-out rollouts.
     offline_success: dict[str, CellRecord] | None = None

@@ -50,7 +50,8 @@ class DemoSpec:
 
     def inputs_key(self) -> str:
         return sha256_json(
-            {"spec": asdict(self), "format": DATA_FORMAT_VERSION, "metaworld": METAWORLD_VERSION}
+            {"spec": {**asdict(self), "panel": self.panel.data_fields()},
+             "format": DATA_FORMAT_VERSION, "metaworld": METAWORLD_VERSION}
         )
 
 
@@ -231,7 +232,7 @@ def collect_dataset(
     manifest = DatasetManifest(
         format_version=DATA_FORMAT_VERSION,
         inputs_key=spec.inputs_key(),
-        spec=asdict(spec),
+        spec={**asdict(spec), "panel": spec.panel.data_fields()},
         metaworld_version=METAWORLD_VERSION,
         dataset_hash=dataset_hash(entries),
         created=datetime.now(UTC).isoformat(timespec="seconds"),

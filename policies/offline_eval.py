@@ -86,10 +86,12 @@ class EvalSpec:
     episodes_per_cell: int = 30
     max_steps: int = MAX_EPISODE_STEPS
     include_expert: bool = True
+    extra_generalists: tuple[str, ...] = ()  # the width sweep and the large generalist
 
 
-def policy_names(tasks: tuple[str, ...]) -> list[str]:
-    return ["generalist", *(f"specialist_{task_id(t)}" for t in tasks), COMBINED_POLICY]
+def policy_names(tasks: tuple[str, ...], extra_generalists: tuple[str, ...] = ()) -> list[str]:
+    return ["generalist", *extra_generalists, *(f"specialist_{task_id(t)}" for t in tasks),
+            COMBINED_POLICY]
 
 
 class CellPolicy:
@@ -112,6 +114,8 @@ class CellPolicy:
         classifier_path = models_dir / "task_classifier" / "model.onnx"
         self.classifier = session(classifier_path) if uses_classifier else None
         self.probs: FloatArray | None = None
+        inputs = {i.name for i in self.policy.get_inputs()} if self.policy is not None else set()
+        self.conditioned = "task_onehot" in inputs  # any generalist, whatever its name
 
     def act(self, obs: npt.NDArray[np.float64]) -> FloatArray:
         feeds = {"obs_norm": self.norm.normalise(obs.astype(np.float32))}
@@ -123,7 +127,7 @@ class CellPolicy:
         assert self.policy is not None
         if self.name == COMBINED_POLICY and self.probs is not None:
             feeds["task_onehot"] = self.probs
-        elif self.name == "generalist":
+        elif self.conditioned:
             feeds["task_onehot"] = np.tile(self.onehot, (len(obs), 1))
         actions: FloatArray = self.policy.run(["action"], feeds)[0]
         return actions
@@ -166,7 +170,8 @@ def evaluate_task(models_dir: Path, spec: EvalSpec, task: str) -> list[CellOutco
     norm = NormStats.from_json(read_json(models_dir / "norm_stats.json"))
     configs = eval_configurations(spec.panel, task, spec.episodes_per_cell)
     envs = [make_env(task, c) for c in configs]
-    names = policy_names(spec.panel.tasks) + ([EXPERT_POLICY] if spec.include_expert else [])
+    names = policy_names(spec.panel.tasks, spec.extra_generalists) + (
+        [EXPERT_POLICY] if spec.include_expert else [])
     outcomes = []
     for name in names:
         policy = CellPolicy(name, models_dir, norm, spec, task)

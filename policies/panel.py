@@ -40,6 +40,17 @@ class Panel:
     # Ten seeds give 500 candidate configurations per task: enough for 200 demos plus retries.
     demo_config_seeds: tuple[int, ...] = tuple(range(10))
     eval_config_seed: int = 1000
+    # The panel's extra generalists (docs/evaluation-recipe.md): MLP widths of the width sweep
+    # and the transformer generalist's training steps (0: none). ci keeps a short transformer
+    # run so `make test` serves its ensemble in the real Triton without minutes of training.
+    generalist_widths: tuple[int, ...] = ()
+    large_generalist_steps: int = 0
+
+    def data_fields(self) -> dict[str, object]:
+        """What the demonstrations and configurations depend on (not which models are built)."""
+        return {"name": self.name, "tasks": list(self.tasks),
+                "demo_config_seeds": list(self.demo_config_seeds),
+                "eval_config_seed": self.eval_config_seed}
 
     def __post_init__(self) -> None:
         if len(set(self.tasks)) != len(self.tasks):
@@ -92,9 +103,10 @@ PANEL30_TASKS: tuple[str, ...] = (
 )
 
 PANELS: dict[str, Panel] = {
-    "ci": Panel("ci", ("reach-v3", "pick-place-v3", "peg-insert-side-v3")),
-    "mt10": Panel("mt10", MT10_TASKS),
-    "panel30": Panel("panel30", PANEL30_TASKS),
+    "ci": Panel("ci", ("reach-v3", "pick-place-v3", "peg-insert-side-v3"),
+                large_generalist_steps=300),
+    "mt10": Panel("mt10", MT10_TASKS, generalist_widths=(64, 512), large_generalist_steps=6000),
+    "panel30": Panel("panel30", PANEL30_TASKS, large_generalist_steps=6000),
 }
 
 

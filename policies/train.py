@@ -5,6 +5,10 @@ batch size, seed and normalisation on the same demonstrations. Budget rule: a sp
 S steps on its own task; every panel-wide model (generalist, classifier) gets S x T steps with
 minibatches balanced over tasks, so each task receives the same expected number of samples as
 its specialist does.
+
+Two kinds of extra generalist, both optional per build: the MLP generalist at other widths (the
+width sweep) and the large transformer generalist (`policies/transformer.py`), which is trained
+for its own stated number of steps because S x T steps of it do not fit on this CPU.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 from torch import nn
 
 from policies.panel import ACTION_DIM, OBS_DIM, Array, FloatArray, task_id
+from policies.transformer import ObservationTransformer, TransformerConfig, schedule
 
 # Observation units are metres, unit quaternions and a [0, 1] gripper opening: a dimension that
 # varies by less than ~1 cm across all demos carries little signal, and dividing by a smaller
@@ -26,6 +31,8 @@ from policies.panel import ACTION_DIM, OBS_DIM, Array, FloatArray, task_id
 STD_FLOOR = 1e-2
 
 ModelKind = Literal["generalist", "specialist", "task_classifier"]
+Architecture = Literal["mlp", "transformer"]
+LARGE_GENERALIST = "generalist_large"
 
 
 @dataclass(frozen=True)
@@ -125,11 +132,37 @@ class ModelSpec:
     name: str
     kind: ModelKind
     tasks: tuple[str, ...]  # tasks whose demos it is trained on
+    architecture: Architecture = "mlp"
+    width: int | None = None  # MLP hidden width (two layers); None: TrainConfig.hidden
+    steps: int | None = None  # None: the budget rule (TrainConfig.steps_for)
+
+    def key_fields(self) -> dict[str, object]:
+        """What identifies the model in the build cache; defaults are left out so models built
+        before these fields existed keep their keys (and are not retrained)."""
+        fields: dict[str, object] = {"name": self.name, "kind": self.kind,
+                                     "tasks": list(self.tasks)}
+        for key, value, default in (("architecture", self.architecture, "mlp"),
+                                    ("width", self.width, None), ("steps", self.steps, None)):
+            if value != default:
+                fields[key] = value
+        return fields
 
 
-def model_specs(tasks: tuple[str, ...]) -> list[ModelSpec]:
+@dataclass(frozen=True)
+class ExtraGeneralists:
+    """The optional generalists of a build: MLP widths for the sweep, the transformer's steps."""
+
+    widths: tuple[int, ...] = ()
+    large_steps: int = 0  # 0: no transformer generalist
+
+
+def model_specs(tasks: tuple[str, ...], extra: ExtraGeneralists = ExtraGeneralists()
+                ) -> list[ModelSpec]:
     return [
         ModelSpec("generalist", "generalist", tasks),
+        *(ModelSpec(f"generalist_w{w}", "generalist", tasks, width=w) for w in extra.widths),
+        *([ModelSpec(LARGE_GENERALIST, "generalist", tasks, architecture="transformer",
+                     steps=extra.large_steps)] if extra.large_steps else []),
         *(ModelSpec(f"specialist_{task_id(t)}", "specialist", (t,)) for t in tasks),
         ModelSpec("task_classifier", "task_classifier", tasks),
     ]
@@ -186,15 +219,23 @@ def train_model(spec: ModelSpec, data: PanelTensors, config: TrainConfig) -> Tra
     gen = torch.Generator().manual_seed(config.seed)
     positions = [data.tasks.index(t) for t in spec.tasks]
     eye = torch.eye(n_tasks)
+    hidden = (spec.width, spec.width) if spec.width else config.hidden
+    steps = spec.steps or config.steps_for(spec.kind, n_tasks)
     module: nn.Module
-    if spec.kind == "specialist":
-        module = ActionPolicy(config.hidden)
-    elif spec.kind == "generalist":
-        module = ConditionedActionPolicy(n_tasks, config.hidden)
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    if spec.architecture == "transformer":
+        large = TransformerConfig()
+        module = ObservationTransformer(n_tasks, large)
+        optimiser = torch.optim.Adam(module.parameters(), lr=large.learning_rate)
+        scheduler = schedule(optimiser, large, steps)
     else:
-        module = TaskClassifier(n_tasks, config.hidden)
-    optimiser = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
-    steps = config.steps_for(spec.kind, n_tasks)
+        if spec.kind == "specialist":
+            module = ActionPolicy(hidden)
+        elif spec.kind == "generalist":
+            module = ConditionedActionPolicy(n_tasks, hidden)
+        else:
+            module = TaskClassifier(n_tasks, hidden)
+        optimiser = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
     recent: list[float] = []
     start = time.perf_counter()
     module.train()
@@ -203,7 +244,7 @@ def train_model(spec: ModelSpec, data: PanelTensors, config: TrainConfig) -> Tra
         obs = data.obs_norm[rows]
         if isinstance(module, TaskClassifier):
             loss = nn.functional.cross_entropy(module.logits(obs), data.task_index[rows])
-        elif isinstance(module, ConditionedActionPolicy):
+        elif spec.kind == "generalist":
             loss = nn.functional.mse_loss(
                 module(obs, eye[data.task_index[rows]]), data.action[rows]
             )
@@ -212,6 +253,8 @@ def train_model(spec: ModelSpec, data: PanelTensors, config: TrainConfig) -> Tra
         optimiser.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         optimiser.step()
+        if scheduler is not None:
+            scheduler.step()
         recent.append(loss.item())
         if len(recent) > 100:
             recent.pop(0)

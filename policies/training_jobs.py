@@ -62,9 +62,13 @@ def run_jobs(jobs: list[TrainJob], dataset_hash: str, workers: int) -> list[Expo
     if workers <= 1 or len(jobs) <= 1:
         return [run_job(job, dataset_hash) for job in jobs]
     n_tasks = max(len(job.spec.tasks) for job in jobs)
-    order = sorted(
-        range(len(jobs)), key=lambda i: -jobs[i].config.steps_for(jobs[i].spec.kind, n_tasks)
-    )
+
+    def cost(job: TrainJob) -> float:
+        steps = job.spec.steps or job.config.steps_for(job.spec.kind, n_tasks)
+        # A transformer step costs ~50 MLP steps here (0.11 s vs ~2 ms, batch 256).
+        return steps * (50.0 if job.spec.architecture == "transformer" else 1.0)
+
+    order = sorted(range(len(jobs)), key=lambda i: -cost(jobs[i]))
     with ProcessPoolExecutor(
         workers, mp_context=get_context("spawn"), initializer=_single_threaded_worker
     ) as pool:

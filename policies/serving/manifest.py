@@ -76,10 +76,11 @@ class Manifest(_Frozen):
         if len(set(names)) != len(names):
             raise ValueError("models: duplicate name")
         generalists = [m for m in self.models if m.kind == "generalist"]
-        if len(generalists) != 1:
-            raise ValueError(f"models: need exactly one generalist, found {len(generalists)}")
-        if generalists[0].tasks != self.tasks:
-            raise ValueError("models: the generalist's tasks must equal tasks, in order")
+        if not any(m.name == "generalist" for m in generalists):
+            raise ValueError("models: need the generalist (a model named 'generalist')")
+        for m in generalists:  # the width sweep and the large generalist serve every task too
+            if m.tasks != self.tasks:
+                raise ValueError(f"models: generalist {m.name}'s tasks must equal tasks, in order")
         for i, m in enumerate(self.models):
             if m.kind == "specialist":
                 if len(m.tasks) != 1 or m.tasks[0] not in self.tasks:

@@ -5,6 +5,7 @@ folder and that every episode's MCAP trace reads back step for step."""
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,17 @@ def test_closed_loop_http_two_arms(triton: Any, served_contract: Path, tmp_path:
     with (out / "matrix.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 2 * 3
 
+    # Every robot is its own process: one pid per robot, none of them the test's.
+    pids: dict[str, set[int]] = {}
+    for e in episodes:
+        pids.setdefault(e.robot_id, set()).add(e.pid)
+    assert all(len(p) == 1 for p in pids.values())
+    per_robot = [p for ps in pids.values() for p in ps]
+    assert len(set(per_robot)) == len(per_robot) and os.getpid() not in per_robot
     for e in episodes:
         assert e.eval_error is None and 1 <= e.steps <= STEPS
         assert e.feedback.get("status") == 202, e.feedback  # the router took the feedback
+        assert len(e.harness_ms) == len(e.overran) == e.steps
         trace = read_trace(out / e.trace)
         assert trace.episode["episode_id"] == e.episode_id
         assert len(trace.steps) == e.steps
@@ -63,7 +72,9 @@ def test_closed_loop_http_two_arms(triton: Any, served_contract: Path, tmp_path:
             assert all(r["route"] in ("generalist", "hold") for r in replied)
     assert report.meta.arm("router_hidden").metrics["router_requests_total"]
     assert "closed_loop" in report.meta.calibration_loop["verified"]
-    assert (out / "report.md").read_text().rstrip().endswith(report.decision.lines[-1])
+    text = (out / "report.md").read_text()
+    assert text.rstrip().endswith(report.decision.lines[-1])
+    assert "| all arms | " in text.split("## Evaluation overhead", 1)[1].split("## ", 1)[0]
 
 
 def test_closed_loop_grpc_slow_specialist(triton_faults: Any, served_contract: Path,

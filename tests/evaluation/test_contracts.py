@@ -95,3 +95,25 @@ def test_unknown_or_repeated_arm_is_refused() -> None:
         build_arm("nonsense", ArmSettings(), "")
     with pytest.raises(ValueError, match="twice"):
         build_arms(["router", "router"], ArmSettings(), "")
+
+
+def test_large_generalist_arms_swap_the_generalist_and_take_measured_latency(
+    base: dict[str, object], tmp_path: Path
+) -> None:
+    """The transformer plays the contract's one generalist; every latency prior is the p90
+    measured through Triton, not the hand-set number of the base contract."""
+    served = {"generalist_large": 3.25, "specialist_reach_v3": 1.5, "generalist": 0.9}
+    for name in ("generalist_large", "router_large"):
+        path = derive_contract(base, build_arm(name, ArmSettings(), ""), tmp_path, served)
+        contract = load_contract(path)
+        assert contract.generalist.name == "generalist_large"
+        assert contract.generalist.expected_latency_ms == 3.25
+        assert "generalist" not in {p.name for p in contract.spec.policies}
+    router = load_contract(derive_contract(base, build_arm("router_large", ArmSettings(), ""),
+                                           tmp_path, served))
+    latencies = {p.name: p.expected_latency_ms for p in router.spec.policies}
+    assert latencies["specialist_reach_v3"] == 1.5
+    # A route with no measurement keeps the base contract's prior.
+    assert latencies["specialist_pick_place_v3"] == next(
+        p["expected_latency_ms"] for p in base["policies"]  # type: ignore[attr-defined]
+        if p["name"] == "specialist_pick_place_v3")

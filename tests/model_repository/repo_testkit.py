@@ -156,6 +156,8 @@ class Reference:
         self.low = np.asarray(self.manifest.action_bounds.low, dtype=np.float32)
         self.high = np.asarray(self.manifest.action_bounds.high, dtype=np.float32)
         self.versions = {p.entry.name: p.version for p in loaded.policies}
+        # The MLP generalist and, where built, the width sweep and the transformer generalist.
+        self.generalists = {p.entry.name for p in loaded.policies if p.entry.kind == "generalist"}
         self.sessions = {
             p.entry.name: ort.InferenceSession(str(p.onnx_path), providers=["CPUExecutionProvider"])
             for p in loaded.policies
@@ -175,9 +177,9 @@ class Reference:
         return (self.mean + self.std * rng.normal(size=(rows, self.mean.size))).astype(np.float32)
 
     def inputs(self, ensemble: str, obs: npt.NDArray[np.float32]) -> dict[str, Any]:
-        """The ensemble's inputs for `obs` (generalist: task 0 one-hot)."""
+        """The ensemble's inputs for `obs` (a generalist: task 0 one-hot)."""
         inputs: dict[str, Any] = {"observation": obs}
-        if ensemble == "generalist":
+        if ensemble in self.generalists:
             inputs["task_onehot"] = self.onehot(obs.shape[0])
         return inputs
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,8 @@ def test_every_ensemble_is_ready_and_names_its_weights(
         config = grpc.get_model_config(ensemble).config
         assert config.parameters["policy_version"].string_value == served.versions[ensemble]
         metadata = grpc.get_model_metadata(ensemble)
-        expected = ["observation", "task_onehot"] if ensemble == "generalist" else ["observation"]
+        generalist = ensemble in served.generalists
+        expected = ["observation", "task_onehot"] if generalist else ["observation"]
         assert [i.name for i in metadata.inputs] == expected
         assert [o.name for o in metadata.outputs] == ["action"]
 
@@ -50,7 +52,7 @@ def test_ensemble_action_equals_in_process_reference(
 ) -> None:
     for seed, ensemble in enumerate(served.ensembles):
         inputs = served.inputs(ensemble, served.observations(rows, seed=seed))
-        if ensemble == "generalist":  # every task's one-hot, not only the first
+        if ensemble in served.generalists:  # every task's one-hot, not only the first
             inputs["task_onehot"] = np.eye(len(served.manifest.tasks), dtype=np.float32)[
                 np.arange(rows) % len(served.manifest.tasks)
             ]
@@ -133,3 +135,32 @@ async def test_nan_request_among_concurrent_ones_fails_alone(
             break
     else:
         pytest.fail("preprocess never executed more than one request at once")
+
+
+LARGE_GENERALIST = "generalist_large"
+
+
+def test_large_generalist_is_a_transformer_served_as_its_own_ensemble(
+    triton: TritonServer, grpc: grpcclient.InferenceServerClient, served: Reference
+) -> None:
+    """The transformer generalist (issue 10): its own ensemble, batches of N rows in one pass."""
+    if LARGE_GENERALIST not in served.generalists:
+        pytest.skip("stand-in artifacts have no transformer generalist (make models builds one)")
+    card = json.loads((triton.artifacts / LARGE_GENERALIST / "model_card.json").read_text())
+    assert card["parameter_count"] >= 1_000_000
+    assert card["architecture"].startswith("transformer")
+    config = grpc.get_model_config(LARGE_GENERALIST).config
+    assert [s.model_name for s in config.ensemble_scheduling.step] == [
+        "preprocess", f"policy_{LARGE_GENERALIST}", "postprocess"]
+    obs = served.observations(9, seed=11)
+    inputs = served.inputs(LARGE_GENERALIST, obs)
+    inputs["task_onehot"] = np.eye(len(served.manifest.tasks), dtype=np.float32)[
+        np.arange(9) % len(served.manifest.tasks)]
+    batched = infer(grpc, grpcclient, LARGE_GENERALIST, inputs)
+    singles = np.concatenate([
+        infer(grpc, grpcclient, LARGE_GENERALIST, {k: v[i:i + 1] for k, v in inputs.items()})
+        for i in range(9)])
+    np.testing.assert_allclose(batched, served.action(LARGE_GENERALIST, inputs), atol=1e-5)
+    np.testing.assert_allclose(batched, singles, atol=1e-5)
+    # It is a different policy from the MLP generalist, not a copy of it.
+    assert not np.allclose(batched, infer(grpc, grpcclient, "generalist", inputs), atol=1e-3)
