@@ -9,6 +9,9 @@ ARTIFACTS := build/models/$(PANEL)
 VENV_STAMP := $(VENV)/.installed
 SYS_STAMP := build/.system-deps
 MODELS_STAMP := $(ARTIFACTS)/.built
+# Generated serving code lives under build/, never in git: `policies.repository` writes it.
+REPOSITORY := build/model_repository/$(PANEL)
+GPU_REPOSITORY := build/gpu_model_repository/$(PANEL)
 REPO_STAMP := build/.repository-$(PANEL)
 
 .PHONY: help setup system-deps venv models repository gpu-repository up test test-fast lint \
@@ -48,15 +51,15 @@ $(MODELS_STAMP): $(filter-out policies/repository.py,$(wildcard policies/*.py)) 
 
 repository: $(REPO_STAMP)
 $(REPO_STAMP): $(MODELS_STAMP) policies/repository.py $(wildcard policies/serving/*.py) | $(VENV_STAMP)
-	$(BIN)/python -m policies.repository --artifacts $(ARTIFACTS) --out model_repository
+	$(BIN)/python -m policies.repository --artifacts $(ARTIFACTS) --out $(REPOSITORY)
 	@touch $@
 
 gpu-repository: $(MODELS_STAMP)
 	$(BIN)/python -m policies.repository --artifacts $(ARTIFACTS) --flavour gpu \
-		--out deploy/gpu/model_repository
+		--out $(GPU_REPOSITORY)
 
 up: setup repository
-	$(BIN)/python -m deploy.local.stack up --panel $(PANEL)
+	$(BIN)/python -m deploy.local.stack up --panel $(PANEL) --repository $(REPOSITORY)
 
 test: setup repository
 	$(BIN)/python -m pytest

@@ -1,4 +1,4 @@
-"""Interval and percentile maths for the report. Pure functions, no numpy state."""
+"""Interval and percentile maths for the report. Pure functions."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from scipy.stats import binom
 
 from router_service.intervals import WILSON_Z, wilson_interval
@@ -35,13 +36,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     """Linear-interpolation percentile (numpy's default), q in [0, 100]; NaN for no values."""
     if not 0.0 <= q <= 100.0:
         raise ValueError(f"percentile q must be in [0, 100], got {q}")
-    if not values:
+    if len(values) == 0:
         return math.nan
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    return float(np.percentile(values, q))
 
 
 def ecdf(values: Sequence[float]) -> tuple[list[float], list[float]]:

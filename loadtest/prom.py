@@ -8,20 +8,18 @@ subtract. Only cumulative series are diffed (counters, histogram/summary `_count
 
 from __future__ import annotations
 
+import io
 import math
-import re
 from dataclasses import dataclass, field
 
 import httpx
+from prometheus_client.parser import text_fd_to_metric_families
 
 Labels = tuple[tuple[str, str], ...]
 SeriesKey = tuple[str, Labels]
 
 _CUMULATIVE_TYPES = {"counter", "histogram", "summary"}
 _CUMULATIVE_SUFFIXES = ("_total", "_count", "_sum", "_bucket")
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)(?:\s+\S+)?\s*$")
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
-_UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
 
 
 class PromParseError(ValueError):
@@ -31,7 +29,8 @@ class PromParseError(ValueError):
 @dataclass
 class Scrape:
     samples: dict[SeriesKey, float] = field(default_factory=dict)
-    types: dict[str, str] = field(default_factory=dict)  # family name -> TYPE
+    # family name (as prometheus_client names it: a counter without `_total`) -> TYPE
+    types: dict[str, str] = field(default_factory=dict)
 
     def family_type(self, sample_name: str) -> str:
         if sample_name in self.types:
@@ -51,40 +50,29 @@ class Scrape:
         return kind in _CUMULATIVE_TYPES
 
 
-def _parse_labels(text: str) -> Labels:
-    inner = text[1:-1].strip()
-    labels: list[tuple[str, str]] = []
-    pos = 0
-    while pos < len(inner):
-        m = _LABEL.match(inner, pos)
-        if m is None:
-            raise PromParseError(f"bad label set {text!r}")
-        value = re.sub(r"\\[\\\"n]", lambda e: _UNESCAPE[e.group(0)], m.group(2))
-        labels.append((m.group(1), value))
-        pos = m.end()
-    return tuple(sorted(labels))
-
-
 def parse_text(text: str) -> Scrape:
+    """Parse with prometheus_client's text parser; a malformed line raises PromParseError.
+
+    The library names a counter family without `_total` (its samples keep it) and puts
+    histogram/summary `_bucket`/`_count`/`_sum` samples under the base family, which is what
+    `Scrape.family_type` strips suffixes for. Families without a TYPE line (the library's
+    "unknown") are not recorded, so they stay "untyped" and are judged by suffix.
+    """
     scrape = Scrape()
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line:
-            continue
-        if line.startswith("#"):
-            parts = line.split(None, 3)
-            if len(parts) >= 4 and parts[1] == "TYPE":
-                scrape.types[parts[2]] = parts[3].strip()
-            continue
-        m = _SAMPLE.match(line)
-        if m is None:
-            raise PromParseError(f"line {lineno}: cannot parse {raw!r}")
-        name, labels, value = m.group(1), m.group(2), m.group(3)
-        try:
-            number = float(value)  # float() accepts +Inf, -Inf, NaN as Prometheus writes them
-        except ValueError:
-            raise PromParseError(f"line {lineno}: bad value {value!r}") from None
-        scrape.samples[(name, _parse_labels(labels) if labels else ())] = number
+    lines = io.StringIO(text)
+    try:
+        for family in text_fd_to_metric_families(lines):
+            if family.type != "unknown":
+                scrape.types[family.name] = family.type
+            for sample in family.samples:
+                labels = tuple(sorted(sample.labels.items()))
+                scrape.samples[(sample.name, labels)] = float(sample.value)
+    except ValueError as exc:  # the parser reads line by line: tell() is just past the bad one
+        read = text[: lines.tell()]
+        lineno = read.count("\n") + (not read.endswith("\n"))
+        bad = read.splitlines()[-1] if read.strip() else ""
+        detail = str(exc) or "malformed"
+        raise PromParseError(f"line {lineno}: cannot parse {bad!r}: {detail}") from exc
     return scrape
 
 

@@ -35,20 +35,18 @@ PERCENTILE_METHOD = (
 
 def nearest_rank(values: npt.ArrayLike, q: float) -> float:
     """The ceil(q*n)-th smallest value; NaN for no values. `values` may contain +inf."""
-    arr = np.sort(np.asarray(values, dtype=np.float64), kind="stable")
-    n = int(arr.shape[0])
-    if n == 0:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
         return math.nan
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"quantile must be in [0, 1], got {q}")
-    k = max(math.ceil(n * q) - 1, 0)  # same float product numpy uses, so ranks agree
-    return float(arr[min(k, n - 1)])
+    return float(np.quantile(arr, q, method="inverted_cdf"))
 
 
 def latency_percentiles(latency_ms: npt.ArrayLike) -> dict[str, float | None]:
-    arr = np.sort(np.asarray(latency_ms, dtype=np.float64))
+    arr = np.asarray(latency_ms, dtype=np.float64)
     out: dict[str, float | None] = {name: _num(nearest_rank(arr, q)) for name, q in PERCENTILES}
-    out["max"] = _num(float(arr[-1])) if arr.size else None
+    out["max"] = _num(float(arr.max())) if arr.size else None
     out["mean"] = _num(float(arr.mean())) if arr.size else None
     return out
 

@@ -1,6 +1,6 @@
 """Generate the Triton model repository from built artifacts.
 
-    python -m policies.repository --artifacts build/models/ci --out model_repository \
+    python -m policies.repository --artifacts build/models/ci --out build/model_repository/ci \
         [--flavour cpu|gpu] [--fault-injection FAULT_DIR]
 
 Models: `preprocess`, `postprocess`, `policy_<name>` per policy, and the ensembles `generalist`
@@ -9,8 +9,9 @@ and `specialist_<task_id>` (preprocess -> policy -> postprocess) with the parame
 rewritten only when their bytes change, and model directories the manifest no longer lists are
 removed, so regenerating from the same artifacts leaves the tree untouched.
 
-`--flavour gpu` (checked in as deploy/gpu/model_repository) serves each policy with Triton's
-native `onnxruntime_onnx` platform on KIND_GPU; it needs the NGC image and cannot run here.
+`--flavour gpu` (`make gpu-repository`: build/gpu_model_repository/<panel>) serves each policy
+with Triton's native `onnxruntime_onnx` platform on KIND_GPU; it needs the NGC image and cannot
+run here. Both flavours are generated, never checked in.
 `--fault-injection` is for tests: each python-backend policy then reads
 FAULT_DIR/policy_<name>.json (see policies/serving/policy.py).
 """

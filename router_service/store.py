@@ -8,11 +8,11 @@ Stores raise `StoreUnavailable` when their backend is away; callers decide how t
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from cachetools import TLRUCache
 
 DECISION_LOG_MAXLEN = 100_000
 
@@ -61,13 +61,19 @@ class RouterStore(Protocol):
     async def close(self) -> None: ...
 
 
+def _lease_expiry(_key: str, lease: StoredLease, now: float) -> float:
+    return now + lease.ttl_s
+
+
 class MemoryStore:
-    """In-process store with the same interface, for a single router without Redis."""
+    """In-process store with the same interface, for a single router without Redis.
+
+    Leases live in a TLRU cache: each expires `ttl_s` after its write (as Redis's PX does), and
+    past `max_leases` expired ones go first, then the least recently used."""
 
     def __init__(self, max_leases: int = 100_000) -> None:
         self._contract: str | None = None
-        self._leases: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
-        self._max_leases = max_leases
+        self._leases: TLRUCache[str, StoredLease] = TLRUCache(max_leases, _lease_expiry)
         self._log: list[LoggedDecision] = []
         self._outcomes: dict[tuple[str, str], tuple[int, int]] = {}
         self._notices: asyncio.Queue[str] = asyncio.Queue()
@@ -84,24 +90,15 @@ class MemoryStore:
             yield await self._notices.get()
 
     async def get_lease(self, key: str) -> bytes | None:
-        item = self._leases.get(key)
-        if item is None:
-            return None
-        value, expires = item
-        if time.monotonic() > expires:
-            del self._leases[key]
-            return None
-        return value
+        lease = self._leases.get(key)
+        return lease.value if lease is not None else None
 
     async def put_leases(self, leases: Sequence[StoredLease]) -> None:
         for lease in leases:
             self.put_lease(lease)
 
     def put_lease(self, lease: StoredLease) -> None:
-        self._leases[lease.key] = (lease.value, time.monotonic() + lease.ttl_s)
-        self._leases.move_to_end(lease.key)
-        while len(self._leases) > self._max_leases:
-            self._leases.popitem(last=False)
+        self._leases[lease.key] = lease
 
     async def append_decisions(self, entries: Sequence[LoggedDecision]) -> None:
         self._log.extend(entries)

@@ -6,6 +6,7 @@ Every local component (tritonserver, redis-server, prometheus, the router) is st
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -56,15 +57,34 @@ class ManagedProcess:
     cwd: Path | None = None
     startup_timeout_s: float = 120.0
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _pgid: int | None = field(default=None, init=False, repr=False)
+    # Set by stop(), cleared by start(): a supervisor restarts a process that died, never one
+    # that was stopped on purpose.
+    stopped: bool = field(default=False, init=False)
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.poll() if self._proc else None
+
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    def reap_group(self) -> None:
+        """SIGKILL whatever is left of the last process group: children a dead server leaves
+        behind (Triton's python-backend stubs outlive a `kill -9` of tritonserver, ignore
+        SIGTERM and keep their shared memory). The group outlives its leader, so this reaches
+        them even though their parent is gone."""
+        if self._pgid is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._pgid, signal.SIGKILL)
+
     def start(self) -> ManagedProcess:
+        self.stopped = False
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self._proc = subprocess.Popen(
@@ -75,12 +95,14 @@ class ManagedProcess:
             cwd=self.cwd,
             start_new_session=True,  # our own process group: Ctrl-C in the terminal reaches us only
         )
+        proc = self._proc
+        self._pgid = proc.pid
         log.close()
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
+            if proc.poll() is not None:
                 raise StartupError(
-                    f"{self.name} exited with code {self._proc.returncode}:\n{self.log_tail()}"
+                    f"{self.name} exited with code {proc.returncode}:\n{self.log_tail()}"
                 )
             if self.ready():
                 return self
@@ -91,17 +113,20 @@ class ManagedProcess:
         )
 
     def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM the group, wait, SIGKILL if it overstays; then end any leftover member, so
+        nothing of it holds a port or shared memory when this returns."""
+        self.stopped = True
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        except ProcessLookupError:
-            pass
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+        self.reap_group()
 
     def kill(self) -> None:
         """Stop abruptly (SIGKILL), as a crash would."""
@@ -109,6 +134,7 @@ class ManagedProcess:
         if proc is not None and proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+        self.reap_group()
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -1,9 +1,11 @@
 """`make up`: the whole stack on this machine, for real, until Ctrl-C.
 
-Starts tritonserver (model_repository/), redis-server when installed (else the router's
-embedded store), the router (HTTP + gRPC) and Prometheus when installed; prints the endpoints
-and a curl example; stops everything it started, in reverse order, on Ctrl-C or SIGTERM, or
-when any component dies.
+Starts tritonserver (build/model_repository/<panel>, from `make repository`), redis-server when
+installed (else the router's embedded store), the router (HTTP + gRPC) and Prometheus when
+installed; prints the endpoints and a curl example. A component that dies is restarted with
+backoff (deploy/local/supervisor.py, counts in .run/supervisor.json) while the others keep
+serving. Every port is checked free before anything starts; Ctrl-C or SIGTERM stops everything
+in reverse order and returns only once every process has exited and every port is free.
 
     python -m deploy.local.stack up [--no-redis] [--no-prometheus] [--contract PATH]
     python -m deploy.local.stack exec [options] -- COMMAND...   # e.g. a load test
@@ -22,18 +24,23 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from deploy.local.ports import PortBusy, check_free, wait_free
 from deploy.local.process import ManagedProcess, http_ok
 from deploy.local.redis import redis_process
+from deploy.local.supervisor import Component, Supervisor
 from deploy.local.triton import TritonPorts, triton_process
 
 RUN_DIR = Path(".run")
 # Development keys for a local stack only; any real deployment sets its own (see README).
 DEV_ROBOT_KEY = "dev-robot-key"
 DEV_ADMIN_KEY = "dev-admin-key"
+# Triton waits this long for in-flight requests on SIGTERM (default 30 s, during which it keeps
+# ports 8000-8002 and its models "live"); local requests finish in milliseconds.
+TRITON_STOP_ARGS = ("--exit-timeout-secs=3",)
 
 
 def router_process(contract: Path, triton: TritonPorts, redis_url: str | None,
-                   http_port: int, grpc_port: int) -> ManagedProcess:
+                   http_port: int, grpc_port: int, run_dir: Path = RUN_DIR) -> ManagedProcess:
     env = dict(os.environ)
     env.setdefault("ROUTER_API_KEYS", DEV_ROBOT_KEY)
     env.setdefault("ROUTER_ADMIN_KEY", DEV_ADMIN_KEY)
@@ -50,8 +57,10 @@ def router_process(contract: Path, triton: TritonPorts, redis_url: str | None,
     return ManagedProcess(
         name="router",
         argv=[sys.executable, "-m", "router_service"],
-        ready=lambda: http_ok(f"http://127.0.0.1:{http_port}/readyz"),
-        log_path=RUN_DIR / "router.log",
+        # Alive, not ready: a router restarted while Triton is down must come back and answer
+        # hold actions (its /readyz says 503 and why) rather than be killed for not being ready.
+        ready=lambda: http_ok(f"http://127.0.0.1:{http_port}/healthz"),
+        log_path=run_dir / "router.log",
         env=env,
         startup_timeout_s=90.0,
     )
@@ -67,31 +76,51 @@ def curl_example(http_port: int, key: str) -> str:
     )
 
 
+def stack_ports(args: argparse.Namespace, ports: TritonPorts) -> dict[str, int]:
+    wanted = {"Triton HTTP": ports.http, "Triton gRPC": ports.grpc,
+              "Triton metrics": ports.metrics, "router HTTP": args.http_port,
+              "router gRPC": args.grpc_port}
+    if not args.no_redis and shutil.which("redis-server"):
+        wanted["redis-server"] = args.redis_port
+    if not args.no_prometheus and shutil.which("prometheus"):
+        wanted["Prometheus"] = 9090
+    return wanted
+
+
 @contextmanager
-def running_stack(args: argparse.Namespace) -> Iterator[list[ManagedProcess]]:
-    """Start every component, print the endpoints, stop them all (reverse order) on exit."""
-    ports = TritonPorts()
-    started: list[ManagedProcess] = []
+def running_stack(args: argparse.Namespace) -> Iterator[Supervisor]:
+    """Start every component, supervised; stop them all (reverse order) on exit."""
+    ports = TritonPorts(args.triton_http_port, args.triton_grpc_port, args.triton_metrics_port)
+    wanted = stack_ports(args, ports)
+    check_free(wanted)  # PortBusy: one line, before anything starts
+    supervisor = Supervisor(lambda line: print(line, file=sys.stderr, flush=True),
+                            args.run_dir / "supervisor.json")
     with ExitStack() as stack:
-        def start(process: ManagedProcess) -> None:
+        def start(process: ManagedProcess, component: Component | None = None) -> None:
             print(f"starting {process.name} (log {process.log_path}) ...", flush=True)
             stack.enter_context(process)
-            started.append(process)
+            supervisor.watch(component or Component(process))
 
-        start(triton_process(Path("model_repository"), RUN_DIR / "tritonserver.log", ports))
+        triton = triton_process(args.repository, args.run_dir / "tritonserver.log", ports,
+                                extra_args=TRITON_STOP_ARGS)
+        start(triton, Component(triton, before_restart=triton.reap_group))
         redis_url = None
-        if not args.no_redis and shutil.which("redis-server"):
-            start(redis_process(RUN_DIR / "redis", port=args.redis_port))
+        if "redis-server" in wanted:
+            start(redis_process(args.run_dir / "redis", port=args.redis_port))
             redis_url = f"redis://127.0.0.1:{args.redis_port}/0"
-        start(router_process(args.contract, ports, redis_url, args.http_port, args.grpc_port))
+        start(router_process(args.contract, ports, redis_url, args.http_port, args.grpc_port,
+                             args.run_dir))
         prometheus_url = None
-        if not args.no_prometheus and shutil.which("prometheus"):
+        if "Prometheus" in wanted:
             from deploy.local.prometheus import local_prometheus
 
-            start(local_prometheus(RUN_DIR / "prometheus",
+            start(local_prometheus(args.run_dir / "prometheus",
                                    router=(f"127.0.0.1:{args.http_port}",),
                                    triton=(f"127.0.0.1:{ports.metrics}",)))
             prometheus_url = "http://127.0.0.1:9090"
+        # Stop watching before the ExitStack stops the components (each watcher also ends by
+        # itself when its process is stopped on purpose, e.g. if a later start fails).
+        stack.callback(supervisor.stop)
         key = os.environ.get("ROUTER_API_KEYS", DEV_ROBOT_KEY).split(",")[0]
         print("\nStack is up:")
         print(f"  Triton      HTTP http://127.0.0.1:{ports.http}  gRPC 127.0.0.1:{ports.grpc}  "
@@ -102,21 +131,25 @@ def running_stack(args: argparse.Namespace) -> Iterator[list[ManagedProcess]]:
         if prometheus_url:
             print(f"  Prometheus  {prometheus_url}")
         print(f"\nTry:\n{curl_example(args.http_port, key)}\n", flush=True)
-        yield started
+        yield supervisor
         print("\nstopping ...", flush=True)
+    busy = wait_free(wanted)
+    if busy:
+        print(f"still busy after stopping: {', '.join(busy)}", file=sys.stderr)
 
 
 def up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with running_stack(args) as started:
-        print("Ctrl-C stops everything.", flush=True)
-        while not stop.wait(0.5):
-            dead = [p for p in started if not p.running()]
-            if dead:
-                print(f"\n{dead[0].name} exited:\n{dead[0].log_tail()}", file=sys.stderr)
-                return 1
+    try:
+        with running_stack(args):
+            print("Ctrl-C stops everything.", flush=True)
+            stop.wait()
+    except PortBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("stopped: every process has exited and every port is free", flush=True)
     return 0
 
 
@@ -130,8 +163,12 @@ def exec_with_stack(args: argparse.Namespace) -> int:
     if http_ok(f"http://127.0.0.1:{args.http_port}/readyz"):
         print(f"using the stack already running on port {args.http_port}", flush=True)
         return subprocess.call(command)
-    with running_stack(args):
-        return subprocess.call(command)
+    try:
+        with running_stack(args):
+            return subprocess.call(command)
+    except PortBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,13 +180,24 @@ def main(argv: list[str] | None = None) -> int:
     for p in (cmd, run):
         p.add_argument("--panel", default="ci", help="picks deploy/contracts/<panel>.yaml")
         p.add_argument("--contract", type=Path, help="deployment contract (overrides --panel)")
+        p.add_argument("--repository", type=Path,
+                       help="Triton model repository (default build/model_repository/<panel>)")
         p.add_argument("--http-port", type=int, default=8080)
         p.add_argument("--grpc-port", type=int, default=50051)
         p.add_argument("--redis-port", type=int, default=6379)
+        p.add_argument("--run-dir", type=Path, default=RUN_DIR, help="logs and state")
+        p.add_argument("--triton-http-port", type=int, default=8000)
+        p.add_argument("--triton-grpc-port", type=int, default=8001)
+        p.add_argument("--triton-metrics-port", type=int, default=8002)
         p.add_argument("--no-redis", action="store_true")
         p.add_argument("--no-prometheus", action="store_true")
     args = parser.parse_args(argv)
     args.contract = args.contract or Path(f"deploy/contracts/{args.panel}.yaml")
+    args.repository = args.repository or Path(f"build/model_repository/{args.panel}")
+    if not (args.repository / "preprocess" / "config.pbtxt").is_file():
+        print(f"error: no model repository at {args.repository}: run `make repository "
+              f"PANEL={args.panel}` (make up does it)", file=sys.stderr)
+        return 2
     return up(args) if args.command == "up" else exec_with_stack(args)
 
 

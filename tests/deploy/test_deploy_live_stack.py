@@ -14,8 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
-from deploy_testkit import REPO_ROOT, PromAPI, run_panel_queries, wait_for
+from deploy_testkit import PromAPI, contract_for, run_panel_queries, wait_for
 
 from deploy.grafana.queries import rule_queries, variable_queries
 from deploy.local.process import free_port
@@ -28,7 +27,6 @@ pytestmark = [
     pytest.mark.prometheus, pytest.mark.triton, pytest.mark.redis, pytest.mark.slow
 ]
 
-CONTRACT = REPO_ROOT / "deploy" / "contracts" / "ci.yaml"
 # Empty unless something goes wrong (or there is a GPU): a healthy run has no such series.
 MAY_BE_EMPTY = {
     ("robot-router", "Deadline misses by route"),
@@ -40,36 +38,6 @@ MAY_BE_EMPTY = {
     ("robot-triton", "GPU memory used"),
     ("robot-triton", "Failures by model and reason"),
 }
-
-
-def _calibration_table(tasks: list[str]) -> dict[str, Any]:
-    """A table in the docs/interfaces.md format, for stand-in artifacts that have none."""
-    rows = []
-    for task in tasks:
-        for policy, successes in (("generalist", 21), ("specialist_" + task.replace("-", "_"), 27)):
-            rate = successes / 30
-            rows.append({"task": task, "policy": policy, "episodes": 30, "successes": successes,
-                         "rate": rate, "ci95": [rate - 0.15, min(1.0, rate + 0.15)]})
-    return {"panel": "ci", "source": "offline", "created": "2026-01-01T00:00:00Z", "rows": rows}
-
-
-def _contract_for(artifacts: Path, folder: Path) -> Path:
-    """deploy/contracts/ci.yaml with its artifact paths pointed at what Triton serves (the
-    real `make models` build in CI, stand-ins otherwise)."""
-    contract = yaml.safe_load(CONTRACT.read_text())
-    manifest = json.loads((artifacts / "manifest.json").read_text())
-    if [t["name"] for t in contract["tasks"]] != manifest["tasks"]:
-        pytest.skip(f"{CONTRACT.name} tasks differ from the served artifacts' tasks")
-    table = artifacts / "offline_matrix.json"
-    if not table.exists():
-        table = folder / "offline_matrix.json"
-        table.write_text(json.dumps(_calibration_table(manifest["tasks"])))
-    contract["calibration"]["table"] = str(table)
-    contract["task_classifier"]["model"] = str(artifacts / "task_classifier" / "model.onnx")
-    contract["task_classifier"]["norm_stats"] = str(artifacts / "norm_stats.json")
-    path = folder / "contract.yaml"
-    path.write_text(yaml.safe_dump(contract, sort_keys=False))
-    return path
 
 
 def _drive_traffic(url: str, tasks: list[str], obs_dim: int, seconds: float) -> int:
@@ -100,7 +68,7 @@ def _drive_traffic(url: str, tasks: list[str], obs_dim: int, seconds: float) -> 
 @pytest.fixture(scope="module")
 def stack(triton: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PromAPI]:
     folder = tmp_path_factory.mktemp("live-stack")
-    contract = _contract_for(Path(triton.artifacts), folder)
+    contract = contract_for(Path(triton.artifacts), folder)
     ports: TritonPorts = triton.ports
     http_port, grpc_port, redis_port, prom_port = (free_port() for _ in range(4))
     redis = redis_process(folder / "redis", port=redis_port)

@@ -1,0 +1,191 @@
+"""`make up`'s stack (`python -m deploy.local.stack up`) through a component's death, for real:
+tritonserver killed with SIGKILL under load is restarted while the router keeps answering, its
+orphaned python-backend stubs are ended, Ctrl-C leaves every port free, and a busy port gets one
+line before anything starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from deploy_testkit import REPO_ROOT, contract_for
+
+from deploy.local.ports import in_use
+from deploy.local.process import free_port
+from policies.repository import generate
+from tests.conftest import served_artifacts
+
+pytestmark = [pytest.mark.triton, pytest.mark.redis, pytest.mark.slow]
+
+KEY = "supervisor-test-key"
+DEADLINE_MS = 50.0
+
+
+@dataclass
+class Answer:
+    sent: float  # monotonic
+    status: int  # 0: no HTTP answer at all (connection refused or reset)
+    rtt_ms: float
+    route: str = ""
+    deadline_met: bool | None = None
+
+
+@dataclass
+class Stack:
+    proc: subprocess.Popen[bytes]
+    run_dir: Path
+    ports: dict[str, int]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http-port']}"
+
+    def status(self) -> dict[str, Any]:
+        path = self.run_dir / "supervisor.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def _wait(predicate: Any, timeout_s: float, what: str) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if predicate():
+            return time.monotonic()
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def _start(tmp_path: Path, standin_artifacts: Path) -> Stack:
+    artifacts = served_artifacts(standin_artifacts)
+    repository = tmp_path / "repository"
+    generate(artifacts, repository, "cpu")
+    ports = {name: free_port() for name in ("http-port", "grpc-port", "redis-port",
+                                            "triton-http-port", "triton-grpc-port",
+                                            "triton-metrics-port")}
+    argv = [sys.executable, "-m", "deploy.local.stack", "up", "--no-prometheus",
+            "--contract", str(contract_for(artifacts, tmp_path)),
+            "--repository", str(repository), "--run-dir", str(tmp_path / "run"),
+            *(f"--{name}={port}" for name, port in ports.items())]
+    env = {**os.environ, "ROUTER_API_KEYS": KEY}
+    proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    stack = Stack(proc, tmp_path / "run", ports)
+    _wait(lambda: stack.ready() or proc.poll() is not None, 180, "the stack to be ready")
+    assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+    return stack
+
+
+def _drive(stack: Stack, stop: threading.Event, answers: list[Answer]) -> None:
+    body = {"robot_id": "robot-1", "episode_id": "ep-1", "task": "reach-v3",
+            "deadline_ms": DEADLINE_MS, "observation": {"state": [0.1] * 39}}
+    with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {KEY}"},
+                      timeout=5.0) as client:
+        while not stop.is_set():
+            sent = time.monotonic()
+            try:
+                reply = client.post("/v1/act", json=body)
+            except httpx.HTTPError:
+                answers.append(Answer(sent, 0, (time.monotonic() - sent) * 1000))
+                continue
+            rtt = (time.monotonic() - sent) * 1000
+            data = reply.json() if reply.status_code == 200 else {}
+            answers.append(Answer(sent, reply.status_code, rtt, data.get("route", ""),
+                                  data.get("deadline_met")))
+            time.sleep(0.02)
+
+
+def _orphan_stubs(pgid: int) -> list[int]:
+    """Live members of the dead tritonserver's process group (its python-backend stubs)."""
+    left = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            if os.getpgid(int(pid)) == pgid:
+                left.append(int(pid))
+        except ProcessLookupError:
+            continue
+    return left
+
+
+@pytest.fixture
+def stack(tmp_path: Path, standin_artifacts: Path) -> Iterator[Stack]:
+    stack = _start(tmp_path, standin_artifacts)
+    yield stack
+    if stack.proc.poll() is None:
+        stack.proc.send_signal(signal.SIGINT)
+        stack.proc.wait(timeout=90)
+
+
+def test_kill_9_of_tritonserver_under_load_is_survived(stack: Stack) -> None:
+    answers: list[Answer] = []
+    stop = threading.Event()
+    driver = threading.Thread(target=_drive, args=(stack, stop, answers), daemon=True)
+    driver.start()
+    time.sleep(2.0)
+    triton_pid = stack.status()["tritonserver"]["pid"]
+    os.kill(triton_pid, signal.SIGKILL)
+    killed = time.monotonic()
+    _wait(lambda: not stack.ready(), 20, "/readyz to say 503")
+    back = _wait(lambda: stack.status()["tritonserver"]["restarts"] == 1 and stack.ready(), 180,
+                 "tritonserver to be restarted and the router ready again")
+    resumed = _wait(lambda: any(a.sent > back and a.route not in ("", "hold")
+                                for a in answers[-20:]), 30, "traffic back on a policy route")
+    time.sleep(1.0)
+    stop.set()
+    driver.join(timeout=10)
+
+    outage = [a for a in answers if killed <= a.sent <= back]
+    assert outage, "no request was sent while Triton was down"
+    assert all(a.status != 0 for a in answers), "a request got no HTTP answer"
+    assert {a.status for a in answers} <= {200, 503}
+    assert any(a.route == "hold" for a in outage)  # the router kept answering, with hold
+    late_flagged = [a for a in answers if a.deadline_met and a.rtt_ms > DEADLINE_MS]
+    assert late_flagged == []
+    assert _orphan_stubs(triton_pid) == []  # the dead server's stubs were ended
+    assert resumed - back < 30
+    assert stack.status()["router"]["restarts"] == 0  # the router itself never went down
+
+
+def test_ctrl_c_stops_everything_and_frees_every_port(stack: Stack) -> None:
+    stack.proc.send_signal(signal.SIGINT)
+    assert stack.proc.wait(timeout=90) == 0
+    output = stack.proc.stdout.read().decode() if stack.proc.stdout else ""
+    assert "every port is free" in output
+    assert [name for name, port in stack.ports.items() if in_use(port)] == []
+
+
+def test_a_busy_port_gets_one_clear_line_before_anything_starts(tmp_path: Path,
+                                                                standin_artifacts: Path) -> None:
+    artifacts = served_artifacts(standin_artifacts)
+    repository = tmp_path / "repository"
+    generate(artifacts, repository, "cpu")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "deploy.local.stack", "up", "--no-prometheus", "--no-redis",
+             "--contract", str(contract_for(artifacts, tmp_path)), "--repository",
+             str(repository), "--run-dir", str(tmp_path / "run"), f"--http-port={port}",
+             f"--triton-http-port={free_port()}", f"--triton-grpc-port={free_port()}",
+             f"--triton-metrics-port={free_port()}", f"--grpc-port={free_port()}"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"port {port} (router HTTP) is in use by pid {os.getpid()}" in done.stderr
+    assert not (tmp_path / "run" / "tritonserver.log").exists()  # nothing was started
