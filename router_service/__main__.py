@@ -10,12 +10,18 @@ import tempfile
 
 import uvicorn
 
+from router_service.auth import ApiKeys
+from router_service.keys import KeyConfigError
 from router_service.settings import RouterSettings
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = RouterSettings()
+    try:  # once here, for one clear line instead of a traceback from every worker
+        ApiKeys.from_settings(settings)
+    except KeyConfigError as exc:
+        raise SystemExit(f"router_service: {exc}") from None
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Set before any worker imports prometheus_client: each then writes its values to this
         # folder, and /metrics on any worker reports all of them.

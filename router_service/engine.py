@@ -2,7 +2,8 @@
 keep the episode's route, forward under the deadline, record the decision.
 
 HTTP, WebSocket and gRPC all build an `ActInput` and call `ActEngine.serve`, the one admission
-path (shedding, in-flight count, refusal metrics); nothing here knows which transport it was.
+path (the key's rate and robots, shedding, in-flight count, refusal metrics); nothing here knows
+which transport it was.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import uuid
 from dataclasses import dataclass
 
 import numpy as np
+from cachetools import FIFOCache
 from numpy.typing import NDArray
 
+from router_service.access import KeyAccess
+from router_service.auth import ApiKeys
 from router_service.contract import HOLD_ROUTE
 from router_service.deadlines import Budget, request_budget
 from router_service.errors import (
@@ -25,11 +29,13 @@ from router_service.errors import (
     UnknownTask,
 )
 from router_service.forwarding import ForwardResult, Query
+from router_service.keys import RobotKey
 from router_service.records import CandidateRecord, DecisionRecord, EpisodeLease
 from router_service.runtime import ActiveContract, RouterRuntime
 from router_service.scoring import Candidate, Decision, decide, score_candidates
 
 NO_ROUTE = "none"  # route label of requests refused before routing
+RECENT_DECISIONS = 50_000  # decisions feedback can name by decision_id
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 
 
@@ -42,16 +48,20 @@ class ActInput:
     deadline_ms: float | None  # relative budget, from when the request reached the router
     deadline_unix_ms: float | None  # absolute deadline (robot clock synchronised with ours)
     received_at: float  # time.monotonic() when the handler started
+    key: RobotKey  # who is asking (authenticated by the transport); no default on purpose
     queued_s: float = 0.0  # estimated time the request waited in the router before that
 
 
 @dataclass(frozen=True, slots=True)
 class RoutedTask:
-    """What feedback needs to know about a decision: the task acted on, and the route."""
+    """What feedback needs to know about a decision: the task acted on, the route, and for
+    whom (the robot, and the `key_id` of the key that asked)."""
 
     task: str
     source: str  # "declared" | "inferred"
     route: str
+    robot_id: str
+    key_id: str | None  # None: a lease written before keys were recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +101,12 @@ def _check_id(value: str, field: str) -> None:
 
 
 class ActEngine:
-    def __init__(self, runtime: RouterRuntime) -> None:
+    def __init__(self, runtime: RouterRuntime, keys: ApiKeys) -> None:
         self.rt = runtime
-        self._recent: dict[str, RoutedTask] = {}
+        self.keys = keys
+        self.access = KeyAccess(keys.robot_keys, runtime.metrics)
+        # decision_id -> what it routed, for feedback; the oldest decisions are forgotten first
+        self._recent: FIFOCache[str, RoutedTask] = FIFOCache(RECENT_DECISIONS)
         m = runtime.metrics
         self._refused = {o: m.requests.labels(route=NO_ROUTE, outcome=o)
                          for o in ("shed", "rejected", "error")}
@@ -102,6 +115,8 @@ class ActEngine:
         """The one admission path: shed at once rather than queue work that will be late."""
         rt = self.rt
         try:
+            _check_id(req.robot_id, "robot_id")  # a malformed id stays a 422, not a 403
+            self.access.authorize(req.key, req.robot_id)
             self._admit()
             rt.inflight += 1
         except RouterError as exc:
@@ -131,7 +146,6 @@ class ActEngine:
     async def _act(self, req: ActInput) -> ActReply:
         active = self.rt.active  # one contract for the whole request
         contract = active.contract
-        _check_id(req.robot_id, "robot_id")
         _check_id(req.episode_id, "episode_id")
         budget = request_budget(req.received_at, req.queued_s, req.deadline_ms,
                                 req.deadline_unix_ms, contract.spec.default_deadline_ms)
@@ -176,7 +190,7 @@ class ActEngine:
             "total": round((done - budget.arrival) * 1000, 3),
         }
         decision_id = uuid.uuid4().hex
-        routed = RoutedTask(task, source, result.route)
+        routed = RoutedTask(task, source, result.route, req.robot_id, req.key.key_id)
         self._update_lease(active, lease_key, lease, routed, decision)
         self._remember(decision_id, routed)
         active.count_reply(result, met, done - budget.arrival)
@@ -243,8 +257,8 @@ class ActEngine:
         if (kept and lease is not None and lease.route == new_route and lease.strikes == strikes
                 and now - lease.at < routing.sticky_ttl_s / 2):
             return  # re-written only when it changes or ages past half its TTL
-        self.rt.leases.put(key, EpisodeLease(new_route, strikes, routed.task, routed.source, now),
-                           routing.sticky_ttl_s)
+        self.rt.leases.put(key, EpisodeLease(new_route, strikes, routed.task, routed.source, now,
+                                             routed.key_id), routing.sticky_ttl_s)
 
     def _record(self, active: ActiveContract, req: ActInput, decision_id: str,
                 routed: RoutedTask, confidence: float, probs: NDArray[np.float32] | None,
@@ -253,8 +267,8 @@ class ActEngine:
         return DecisionRecord(
             decision_id=decision_id, ts=time.time(), replica=self.rt.replica_id,
             contract_version=active.contract.version, robot_id=req.robot_id,
-            episode_id=req.episode_id, task_declared=req.task, task=routed.task,
-            task_source=routed.source, task_confidence=confidence,
+            key_id=req.key.key_id, episode_id=req.episode_id, task_declared=req.task,
+            task=routed.task, task_source=routed.source, task_confidence=confidence,
             task_probs=probs.tolist() if probs is not None else None, state=req.state,
             budget_ms=budget.total_ms, queued_ms=budget.queued_ms,
             candidates=[CandidateRecord(c.route, c.success, c.predicted_ms, c.score,
@@ -266,8 +280,6 @@ class ActEngine:
 
     def _remember(self, decision_id: str, routed: RoutedTask) -> None:
         self._recent[decision_id] = routed
-        if len(self._recent) > 50_000:
-            self._recent.pop(next(iter(self._recent)))
 
     def recall(self, decision_id: str) -> RoutedTask | None:
         return self._recent.get(decision_id)

@@ -7,7 +7,9 @@
     │   ├── DeadlineExpired      no budget left before any work could start
     │   ├── PayloadTooLarge      body over the configured limit
     │   ├── Unauthorized         missing or wrong API key
-    │   ├── Forbidden            a robot key on an admin endpoint
+    │   ├── Forbidden            a robot key on an admin endpoint, or for a robot (or a
+    │   │                        decision) its key does not cover
+    │   ├── RateLimited          the key is over its request rate (429 + retry hint)
     │   ├── ClientGone           the client hung up before its request was read (499)
     │   └── ContractError        the deployment contract is invalid (names the field)
     ├── Overloaded               shed at once instead of queueing late work (503 + retry hint)
@@ -26,6 +28,7 @@ class RouterError(Exception):
     """Base of every error raised by the router."""
 
     code = "internal"
+    retry_after_ms: float | None = None  # set by errors that tell the client when to retry
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -73,6 +76,17 @@ class Forbidden(ClientError):
     code = "forbidden"
     http_status = 403
     grpc_code = "PERMISSION_DENIED"
+
+
+class RateLimited(ClientError):
+    code = "rate_limited"
+    http_status = 429
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, *, retry_after_ms: float, key_id: str) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
+        self.key_id = key_id
 
 
 class ClientGone(ClientError):

@@ -1,5 +1,9 @@
 """Feedback from robots: episode outcomes and true tasks. Turns into misroute counts and the
-stale-calibration flag (observed success drifting outside the calibration table's interval)."""
+stale-calibration flag (observed success drifting outside the calibration table's interval).
+
+A key gives feedback only for its own robots: `robot_id` must be one it covers (403 naming
+robot_id), and the decision it names must have been made for one of them (403 naming
+decision_id). Feedback counts against the key's rate like an act request."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from router_service.contract import HOLD_ROUTE, CalibrationRow
 from router_service.engine import ActEngine, RoutedTask
 from router_service.errors import InvalidRequest, UnknownTask
 from router_service.intervals import wilson_interval
+from router_service.keys import RobotKey
 from router_service.store import StoreUnavailable
 
 # Fewer feedback episodes than this cannot show drift with any confidence.
@@ -22,22 +27,30 @@ class FeedbackInput:
     decision_id: str | None
     success: bool
     true_task: str | None
+    key: RobotKey  # who is asking (authenticated by the transport)
 
 
 async def record_feedback(engine: ActEngine, fb: FeedbackInput) -> dict[str, object]:
     rt = engine.rt
     contract = rt.active.contract
+    engine.access.authorize(fb.key, fb.robot_id)
     if fb.true_task is not None and fb.true_task not in rt.active.task_index:
         raise UnknownTask(fb.true_task, contract.task_names)
     routed = engine.recall(fb.decision_id) if fb.decision_id else None
-    if routed is None:
+    if routed is not None:
+        engine.access.check_decision(fb.key, routed.robot_id, routed.key_id)
+    else:
+        # A decision this process does not remember (another worker's, or forgotten): the
+        # episode's lease answers, and it is the lease of a robot the key covers (checked
+        # above), so it is the key's own episode, as it was before keys were bound to robots.
         lease = await rt.leases.get(f"{fb.robot_id}:{fb.episode_id}")
         if lease is None:
             raise InvalidRequest(
                 "no decision known for this decision_id or episode (expired or never routed "
                 "here)", field="decision_id" if fb.decision_id else "episode_id",
             )
-        routed = RoutedTask(lease.task, lease.source, lease.route or HOLD_ROUTE)
+        routed = RoutedTask(lease.task, lease.source, lease.route or HOLD_ROUTE, fb.robot_id,
+                            lease.key_id)
     misrouted = fb.true_task is not None and fb.true_task != routed.task
     if misrouted:
         assert fb.true_task is not None

@@ -72,6 +72,10 @@ class RouterMetrics:
             registry=r,
         )
         self.shed = Counter("router_shed", "Requests shed at once", ["reason"], registry=r)
+        self.rate_limited = Counter(
+            "router_rate_limited", "Requests refused because their key was over its rate",
+            ["key_id"], registry=r,
+        )
         self.circuit_open = Gauge(
             "router_circuit_open", "1 while a route's circuit breaker is open", ["route"],
             multiprocess_mode="livemax", registry=r,

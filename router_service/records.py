@@ -19,6 +19,7 @@ class EpisodeLease:
     task: str
     source: str  # "declared" | "inferred"
     at: float  # Unix time of the write
+    key_id: str | None = None  # the key that asked (None: written before keys were recorded)
 
     def to_json(self) -> bytes:
         return orjson.dumps(self)
@@ -31,7 +32,8 @@ class EpisodeLease:
             data = orjson.loads(raw)
             return cls(route=data["route"], strikes=int(data.get("strikes", 0)),
                        task=str(data["task"]), source=str(data.get("source", "declared")),
-                       at=float(data.get("at", 0.0)))
+                       at=float(data.get("at", 0.0)),
+                       key_id=str(data["key_id"]) if data.get("key_id") else None)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return None
 
@@ -55,6 +57,7 @@ class DecisionRecord:
     replica: str
     contract_version: str
     robot_id: str
+    key_id: str  # the asking key's id (a digest prefix; the key itself is never recorded)
     episode_id: str
     task_declared: str | None
     task: str

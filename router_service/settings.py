@@ -5,10 +5,10 @@ serve and how to route, and is shared by every replica through the store."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class RouterSettings(BaseSettings):
@@ -30,7 +30,10 @@ class RouterSettings(BaseSettings):
     http_port: int = 8080
     grpc_port: int | None = 50051
 
-    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    # Robot keys, a comma-separated list or a JSON object binding keys to robots (keys.py);
+    # or the same text in a file. Parsed by `keys.parse_keys`, whose errors never echo a key.
+    api_keys: SecretStr | None = None
+    api_keys_file: Path | None = None
     admin_key: SecretStr | None = None
     auth_disabled: bool = False
 
@@ -46,11 +49,3 @@ class RouterSettings(BaseSettings):
             raise ValueError("ROUTER_WORKERS > 1 needs REDIS_URL: workers share contract, "
                              "episode leases and the decision log through Redis")
         return self
-
-    @field_validator("api_keys", mode="before")
-    @classmethod
-    def _split_keys(cls, value: object) -> object:
-        # Environment variables carry a comma-separated list.
-        if isinstance(value, str):
-            return [key.strip() for key in value.split(",") if key.strip()]
-        return value

@@ -14,6 +14,7 @@ in reverse order and returns only once every process has exited and every port i
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -64,6 +65,14 @@ def router_process(contract: Path, triton: TritonPorts, redis_url: str | None,
         env=env,
         startup_timeout_s=90.0,
     )
+
+
+def example_key(keys: str) -> str:
+    """A robot key for the printed example: the first of a comma list or of the JSON form."""
+    text = keys.strip()
+    if text.startswith("{"):
+        return next(iter(json.loads(text)), DEV_ROBOT_KEY)
+    return text.split(",")[0]
 
 
 def curl_example(http_port: int, key: str) -> str:
@@ -121,7 +130,7 @@ def running_stack(args: argparse.Namespace) -> Iterator[Supervisor]:
         # Stop watching before the ExitStack stops the components (each watcher also ends by
         # itself when its process is stopped on purpose, e.g. if a later start fails).
         stack.callback(supervisor.stop)
-        key = os.environ.get("ROUTER_API_KEYS", DEV_ROBOT_KEY).split(",")[0]
+        key = example_key(os.environ.get("ROUTER_API_KEYS", DEV_ROBOT_KEY))
         print("\nStack is up:")
         print(f"  Triton      HTTP http://127.0.0.1:{ports.http}  gRPC 127.0.0.1:{ports.grpc}  "
               f"metrics http://127.0.0.1:{ports.metrics}/metrics")

@@ -14,10 +14,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from router_client.proto import router_pb2, router_pb2_grpc
 
-from router_service.auth import ApiKeys
 from router_service.engine import ActEngine, ActInput, ActReply
 from router_service.errors import ClientError, Overloaded, RouterError
 from router_service.http_api.responses import note_error
+from router_service.keys import RobotKey
 from router_service.settings import RouterSettings
 
 SERVICE_NAME = "robotrouter.v1.PolicyRouter"
@@ -30,7 +30,7 @@ def _authorization(context: grpc.aio.ServicerContext) -> str | None:
     return None
 
 
-def _to_input(req: router_pb2.ActRequest, context: grpc.aio.ServicerContext,
+def _to_input(req: router_pb2.ActRequest, context: grpc.aio.ServicerContext, key: RobotKey,
               received_at: float, queued_s: float) -> ActInput:
     deadline_ms: float | None = req.deadline_ms if req.deadline_ms > 0 else None
     remaining = context.time_remaining()
@@ -41,7 +41,7 @@ def _to_input(req: router_pb2.ActRequest, context: grpc.aio.ServicerContext,
         robot_id=req.robot_id, episode_id=req.episode_id, task=req.task or None,
         state=list(req.observation.state), deadline_ms=deadline_ms,
         deadline_unix_ms=req.deadline_unix_ms if req.deadline_unix_ms > 0 else None,
-        received_at=received_at, queued_s=queued_s,
+        received_at=received_at, key=key, queued_s=queued_s,
     )
 
 
@@ -61,7 +61,7 @@ def _error(exc: RouterError) -> router_pb2.Error:
     code = exc.grpc_code if isinstance(exc, ClientError | Overloaded) else "INTERNAL"
     return router_pb2.Error(
         code=code, message=exc.message, field=exc.field or "",
-        retry_after_ms=exc.retry_after_ms if isinstance(exc, Overloaded) else 0.0,
+        retry_after_ms=exc.retry_after_ms or 0.0,
     )
 
 
@@ -69,19 +69,19 @@ class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignor
     def __init__(self, engine: ActEngine, settings: RouterSettings) -> None:
         self.engine = engine
         self.settings = settings
-        self.keys = ApiKeys.from_settings(settings)
+        self.keys = engine.keys  # one set of keys (and rate buckets) for every transport
 
-    async def _serve(self, req: router_pb2.ActRequest, context: grpc.aio.ServicerContext
-                     ) -> ActReply:
+    async def _serve(self, req: router_pb2.ActRequest, context: grpc.aio.ServicerContext,
+                     key: RobotKey) -> ActReply:
         received_at = time.monotonic()
         return await self.engine.serve(
-            _to_input(req, context, received_at, self.engine.rt.loop_lag.queued_s))
+            _to_input(req, context, key, received_at, self.engine.rt.loop_lag.queued_s))
 
     async def Act(self, request: router_pb2.ActRequest,
                   context: grpc.aio.ServicerContext) -> router_pb2.ActResponse:
         try:
-            self.keys.check_robot(_authorization(context))
-            reply = await self._serve(request, context)
+            key = self.keys.robot(_authorization(context))
+            reply = await self._serve(request, context, key)
         except RouterError as exc:
             note_error(self.engine.rt.metrics, exc)
             err = _error(exc)
@@ -99,12 +99,13 @@ class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignor
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[router_pb2.ActResponse]:
         try:
-            self.keys.check_robot(_authorization(context))
+            key = self.keys.robot(_authorization(context))
         except RouterError as exc:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
+            raise AssertionError("unreachable") from exc  # abort raises
         async for request in request_iterator:
             try:
-                reply = await self._serve(request, context)
+                reply = await self._serve(request, context, key)
             except RouterError as exc:
                 # One bad message must not end a robot's session: answer it with the error.
                 note_error(self.engine.rt.metrics, exc)

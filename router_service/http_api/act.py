@@ -16,9 +16,10 @@ from fastapi import APIRouter, Request, Response
 
 from router_service.engine import ActEngine, ActInput, ActReply
 from router_service.errors import InvalidRequest, RouterError
-from router_service.http_api.deps import Engine, RobotAuth, Settings
+from router_service.http_api.deps import Caller, Engine, Settings
 from router_service.http_api.responses import error_parts, note_error
 from router_service.http_api.schemas import ActBody, StreamActBody, parse_body, read_body
+from router_service.keys import RobotKey
 
 DEADLINE_HEADER = "x-deadline-unix-ms"
 router = APIRouter(prefix="/v1", tags=["act"])
@@ -34,7 +35,7 @@ def _header_deadline(value: str | None) -> float | None:
                              field=DEADLINE_HEADER) from None
 
 
-def to_input(body: ActBody, received_at: float, queued_s: float,
+def to_input(body: ActBody, key: RobotKey, received_at: float, queued_s: float,
              header_deadline: float | None = None) -> ActInput:
     unix_ms = body.deadline_unix_ms
     if header_deadline is not None:
@@ -42,7 +43,7 @@ def to_input(body: ActBody, received_at: float, queued_s: float,
     return ActInput(
         robot_id=body.robot_id, episode_id=body.episode_id, task=body.task,
         state=body.observation.state, deadline_ms=body.deadline_ms, deadline_unix_ms=unix_ms,
-        received_at=received_at, queued_s=queued_s,
+        received_at=received_at, key=key, queued_s=queued_s,
     )
 
 
@@ -55,8 +56,8 @@ def reply_bytes(reply: ActReply, sequence: int | None = None) -> bytes:
     return orjson.dumps({**{k: getattr(reply, k) for k in _REPLY_FIELDS}, "sequence": sequence})
 
 
-async def act_json(engine: ActEngine, raw: bytes, received_at: float, queued_s: float,
-                   deadline_header: str | None = None, stream: bool = False
+async def act_json(engine: ActEngine, key: RobotKey, raw: bytes, received_at: float,
+                   queued_s: float, deadline_header: str | None = None, stream: bool = False
                    ) -> tuple[int, bytes, dict[str, str]]:
     """(status, body, extra headers) for one act body; errors become their JSON body."""
     sequence = None
@@ -65,7 +66,8 @@ async def act_json(engine: ActEngine, raw: bytes, received_at: float, queued_s: 
             model = StreamActBody if stream else ActBody
             body = parse_body(model, raw, engine.rt.settings.max_body_bytes)
             sequence = body.sequence if isinstance(body, StreamActBody) else None
-            act_input = to_input(body, received_at, queued_s, _header_deadline(deadline_header))
+            act_input = to_input(body, key, received_at, queued_s,
+                                 _header_deadline(deadline_header))
         except RouterError as exc:
             engine.count_refusal(exc)
             raise
@@ -79,7 +81,6 @@ async def act_json(engine: ActEngine, raw: bytes, received_at: float, queued_s: 
 
 @router.post(
     "/act",
-    dependencies=[RobotAuth],
     openapi_extra={
         "requestBody": {"required": True, "content": {
             "application/json": {"schema": ActBody.model_json_schema()}}},
@@ -88,7 +89,7 @@ async def act_json(engine: ActEngine, raw: bytes, received_at: float, queued_s: 
                         "description": "Absolute deadline, Unix time in ms"}],
     },
 )
-async def act(request: Request, engine: Engine, settings: Settings) -> Response:
+async def act(request: Request, engine: Engine, settings: Settings, key: Caller) -> Response:
     received_at = time.monotonic()
     queued_s = engine.rt.loop_lag.queued_s
     try:
@@ -96,7 +97,7 @@ async def act(request: Request, engine: Engine, settings: Settings) -> Response:
     except RouterError as exc:
         engine.count_refusal(exc)
         raise
-    status, payload, headers = await act_json(engine, raw, received_at, queued_s,
+    status, payload, headers = await act_json(engine, key, raw, received_at, queued_s,
                                               request.headers.get(DEADLINE_HEADER))
     return Response(payload, status_code=status, headers=headers,
                     media_type="application/json")

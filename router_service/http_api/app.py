@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,12 +17,18 @@ from router_service.errors import RouterError
 from router_service.http_api import act, contract, feedback, health, stream
 from router_service.http_api.fast_path import LeanActPath
 from router_service.http_api.responses import router_error_handler
+from router_service.keys import describe
 from router_service.runtime import RouterRuntime
 from router_service.settings import RouterSettings
+
+log = logging.getLogger("router_service")
 
 
 def create_app(settings: RouterSettings | None = None) -> FastAPI:
     settings = settings or RouterSettings()
+    # Before anything starts: a bad key configuration stops the process, naming the field.
+    api_keys = ApiKeys.from_settings(settings)
+    log.info("robot keys (by key_id): %s", describe(api_keys.robot_keys))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -29,7 +36,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 
         runtime = RouterRuntime(settings)
         await runtime.start()
-        engine = ActEngine(runtime)
+        engine = ActEngine(runtime, api_keys)
         app.state.runtime, app.state.engine = runtime, engine
         grpc_server = await start_grpc_server(engine, settings) if settings.grpc_port else None
         # Everything built at start-up (models, clients, contract) lives as long as the process:
@@ -45,7 +52,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Robot policy router", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    app.state.api_keys = ApiKeys.from_settings(settings)
+    app.state.api_keys = api_keys
     app.add_exception_handler(RouterError, router_error_handler)
     for module in (act, stream, feedback, contract, health):
         app.include_router(module.router)

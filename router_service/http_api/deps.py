@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from router_service.engine import ActEngine
+from router_service.keys import RobotKey
 from router_service.runtime import RouterRuntime
 from router_service.settings import RouterSettings
 
@@ -35,8 +36,9 @@ Engine = Annotated[ActEngine, Depends(get_engine)]
 Settings = Annotated[RouterSettings, Depends(get_settings)]
 
 
-async def require_robot(request: Request) -> None:
-    request.app.state.api_keys.check_robot(request.headers.get("authorization"))
+async def require_robot(request: Request) -> RobotKey:
+    key: RobotKey = request.app.state.api_keys.robot(request.headers.get("authorization"))
+    return key
 
 
 async def require_admin(request: Request) -> None:
@@ -45,3 +47,4 @@ async def require_admin(request: Request) -> None:
 
 RobotAuth = Depends(require_robot)
 AdminAuth = Depends(require_admin)
+Caller = Annotated[RobotKey, RobotAuth]  # the authenticated key, for what it may do

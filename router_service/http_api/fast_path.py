@@ -3,9 +3,9 @@ Starlette's routing, dependency resolution and Request/Response objects (about 0
 per request on these machines, shared/notes/serving-costs-on-cpu.md). It wraps the FastAPI app:
 every other request, and this one when the app has not started, goes to FastAPI unchanged.
 
-Behaviour is the FastAPI route's, by construction: both call `act.act_json` with the raw body,
-after the same auth check and body-size limit, so the OpenAPI schema FastAPI publishes for
-`/v1/act` stays true.
+Behaviour is the FastAPI route's, by construction: both call `act.act_json` with the caller's
+key and the raw body, after the same auth check and body-size limit, so the OpenAPI schema
+FastAPI publishes for `/v1/act` stays true.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class LeanActPath:
         queued_s = engine.rt.loop_lag.queued_s
         headers = dict(scope["headers"])
         try:
-            self.app.state.api_keys.check_robot_bytes(headers.get(b"authorization"))
+            key = engine.keys.robot(headers.get(b"authorization"))
             raw = await self._body(engine, headers, receive)
         except ClientGone as exc:
             engine.count_refusal(exc)
@@ -53,7 +53,8 @@ class LeanActPath:
             return
         deadline = headers.get(b"x-deadline-unix-ms")
         status, payload, extra = await act_json(
-            engine, raw, received_at, queued_s, deadline.decode("latin-1") if deadline else None)
+            engine, key, raw, received_at, queued_s,
+            deadline.decode("latin-1") if deadline else None)
         await _respond(send, status, payload, extra)
 
     @staticmethod

@@ -24,7 +24,7 @@ def error_body(exc: RouterError) -> dict[str, Any]:
     body: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if exc.field:
         body["field"] = exc.field
-    if isinstance(exc, Overloaded):
+    if exc.retry_after_ms is not None:  # shed (503) or over the key's rate (429)
         body["retry_after_ms"] = exc.retry_after_ms
     if isinstance(exc, UnknownTask):
         body["known_tasks"] = exc.known
@@ -36,7 +36,7 @@ def error_parts(exc: RouterError, sequence: int | None = None
     """(HTTP status, JSON body, headers) of an error."""
     status = exc.http_status if isinstance(exc, ClientError | Overloaded) else 500
     headers = {}
-    if isinstance(exc, Overloaded):
+    if exc.retry_after_ms is not None:  # whole seconds, rounded up: the header has no finer
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_ms / 1000)))
     body = error_body(exc)
     if sequence is not None:
