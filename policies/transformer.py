@@ -45,6 +45,7 @@ class Block(nn.Module):
     def __init__(self, d_model: int, heads: int, ff: int) -> None:
         super().__init__()
         self.heads = heads
+        self.scale = 1.0 / math.sqrt(d_model // heads)  # a constant, not traced from a shape
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.qkv = nn.Linear(d_model, 3 * d_model)
         self.proj = nn.Linear(d_model, d_model)
@@ -55,7 +56,7 @@ class Block(nn.Module):
         head_dim = width // self.heads
         qkv = self.qkv(self.norm1(x)).reshape(batch, tokens, 3, self.heads, head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)
-        weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(head_dim), dim=-1)
+        weights = torch.softmax(q @ k.transpose(-1, -2) * self.scale, dim=-1)
         attended = (weights @ v).transpose(1, 2).reshape(batch, tokens, width)
         x = x + self.proj(attended)
         out: torch.Tensor = x + self.mlp(self.norm2(x))
