@@ -14,12 +14,13 @@ REPOSITORY := build/model_repository/$(PANEL)
 GPU_REPOSITORY := build/gpu_model_repository/$(PANEL)
 REPO_STAMP := build/.repository-$(PANEL)
 
-.PHONY: help setup system-deps venv models repository gpu-repository up test test-fast lint \
+.PHONY: help setup system-deps venv models repository gpu-repository up test test-faults test-fast lint \
 	loadtest bench demo eval clean
 
 help:
 	@echo "make up          serve Triton + Redis + router (Ctrl-C stops everything)"
 	@echo "make test        run the test suite against real tritonserver/redis/prometheus"
+	@echo "make test-faults fault scenarios (SIGSTOP Triton, unload a model, kill Redis/router)"
 	@echo "make models      collect demos, train, export ONNX for PANEL=$(PANEL)"
 	@echo "make lint        ruff + mypy --strict"
 	@echo "make demo        short closed-loop evaluation of the ci panel through the router"
@@ -62,7 +63,11 @@ up: setup repository
 	$(BIN)/python -m deploy.local.stack up --panel $(PANEL) --repository $(REPOSITORY)
 
 test: setup repository
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not faults"
+
+# The fault scenarios (tests/deploy/test_deploy_faults.py); kill -9 of Triton is in `make test`.
+test-faults: setup repository
+	$(BIN)/python -m pytest -m faults
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"

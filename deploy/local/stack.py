@@ -36,8 +36,9 @@ RUN_DIR = Path(".run")
 DEV_ROBOT_KEY = "dev-robot-key"
 DEV_ADMIN_KEY = "dev-admin-key"
 # Triton waits this long for in-flight requests on SIGTERM (default 30 s, during which it keeps
-# ports 8000-8002 and its models "live"); local requests finish in milliseconds.
-TRITON_STOP_ARGS = ("--exit-timeout-secs=3",)
+# ports 8000-8002 and its models "live"); local requests finish in milliseconds. Explicit model
+# control (all loaded at start) lets an operator unload and reload one model while serving.
+TRITON_ARGS = ("--exit-timeout-secs=3", "--model-control-mode=explicit", "--load-model=*")
 
 
 def router_process(contract: Path, triton: TritonPorts, redis_url: str | None,
@@ -111,7 +112,7 @@ def running_stack(args: argparse.Namespace) -> Iterator[Supervisor]:
             supervisor.watch(component or Component(process))
 
         triton = triton_process(args.repository, args.run_dir / "tritonserver.log", ports,
-                                extra_args=TRITON_STOP_ARGS)
+                                extra_args=TRITON_ARGS)
         start(triton, Component(triton, before_restart=triton.reap_group))
         redis_url = None
         if "redis-server" in wanted:

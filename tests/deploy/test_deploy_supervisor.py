@@ -5,7 +5,6 @@ line before anything starts."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -14,13 +13,19 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from deploy_testkit import REPO_ROOT, contract_for
+from stack_testkit import (
+    DEADLINE_MS,
+    Answer,
+    Stack,
+    drive,
+    group_members,
+    start_stack,
+    wait_until,
+)
 
 from deploy.local.ports import in_use
 from deploy.local.process import free_port
@@ -29,103 +34,10 @@ from tests.conftest import served_artifacts
 
 pytestmark = [pytest.mark.triton, pytest.mark.redis, pytest.mark.slow]
 
-KEY = "supervisor-test-key"
-DEADLINE_MS = 50.0
-
-
-@dataclass
-class Answer:
-    sent: float  # monotonic
-    status: int  # 0: no HTTP answer at all (connection refused or reset)
-    rtt_ms: float
-    route: str = ""
-    deadline_met: bool | None = None
-
-
-@dataclass
-class Stack:
-    proc: subprocess.Popen[bytes]
-    run_dir: Path
-    ports: dict[str, int]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['http-port']}"
-
-    def status(self) -> dict[str, Any]:
-        path = self.run_dir / "supervisor.json"
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    def ready(self) -> bool:
-        try:
-            return httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-
-def _wait(predicate: Any, timeout_s: float, what: str) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout_s:
-        if predicate():
-            return time.monotonic()
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-def _start(tmp_path: Path, standin_artifacts: Path) -> Stack:
-    artifacts = served_artifacts(standin_artifacts)
-    repository = tmp_path / "repository"
-    generate(artifacts, repository, "cpu")
-    ports = {name: free_port() for name in ("http-port", "grpc-port", "redis-port",
-                                            "triton-http-port", "triton-grpc-port",
-                                            "triton-metrics-port")}
-    argv = [sys.executable, "-m", "deploy.local.stack", "up", "--no-prometheus",
-            "--contract", str(contract_for(artifacts, tmp_path)),
-            "--repository", str(repository), "--run-dir", str(tmp_path / "run"),
-            *(f"--{name}={port}" for name, port in ports.items())]
-    env = {**os.environ, "ROUTER_API_KEYS": KEY}
-    proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    stack = Stack(proc, tmp_path / "run", ports)
-    _wait(lambda: stack.ready() or proc.poll() is not None, 180, "the stack to be ready")
-    assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-    return stack
-
-
-def _drive(stack: Stack, stop: threading.Event, answers: list[Answer]) -> None:
-    body = {"robot_id": "robot-1", "episode_id": "ep-1", "task": "reach-v3",
-            "deadline_ms": DEADLINE_MS, "observation": {"state": [0.1] * 39}}
-    with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {KEY}"},
-                      timeout=5.0) as client:
-        while not stop.is_set():
-            sent = time.monotonic()
-            try:
-                reply = client.post("/v1/act", json=body)
-            except httpx.HTTPError:
-                answers.append(Answer(sent, 0, (time.monotonic() - sent) * 1000))
-                continue
-            rtt = (time.monotonic() - sent) * 1000
-            data = reply.json() if reply.status_code == 200 else {}
-            answers.append(Answer(sent, reply.status_code, rtt, data.get("route", ""),
-                                  data.get("deadline_met")))
-            time.sleep(0.02)
-
-
-def _orphan_stubs(pgid: int) -> list[int]:
-    """Live members of the dead tritonserver's process group (its python-backend stubs)."""
-    left = []
-    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
-        try:
-            if os.getpgid(int(pid)) == pgid:
-                left.append(int(pid))
-        except ProcessLookupError:
-            continue
-    return left
-
 
 @pytest.fixture
 def stack(tmp_path: Path, standin_artifacts: Path) -> Iterator[Stack]:
-    stack = _start(tmp_path, standin_artifacts)
+    stack = start_stack(tmp_path, standin_artifacts)
     yield stack
     if stack.proc.poll() is None:
         stack.proc.send_signal(signal.SIGINT)
@@ -135,16 +47,17 @@ def stack(tmp_path: Path, standin_artifacts: Path) -> Iterator[Stack]:
 def test_kill_9_of_tritonserver_under_load_is_survived(stack: Stack) -> None:
     answers: list[Answer] = []
     stop = threading.Event()
-    driver = threading.Thread(target=_drive, args=(stack, stop, answers), daemon=True)
+    driver = threading.Thread(target=drive, args=(stack, stop, answers), daemon=True)
     driver.start()
     time.sleep(2.0)
     triton_pid = stack.status()["tritonserver"]["pid"]
     os.kill(triton_pid, signal.SIGKILL)
     killed = time.monotonic()
-    _wait(lambda: not stack.ready(), 20, "/readyz to say 503")
-    back = _wait(lambda: stack.status()["tritonserver"]["restarts"] == 1 and stack.ready(), 180,
-                 "tritonserver to be restarted and the router ready again")
-    resumed = _wait(lambda: any(a.sent > back and a.route not in ("", "hold")
+    wait_until(lambda: not stack.ready(), 20, "/readyz to say 503")
+    back = wait_until(
+        lambda: stack.status()["tritonserver"]["restarts"] == 1 and stack.ready(), 180,
+        "tritonserver to be restarted and the router ready again")
+    resumed = wait_until(lambda: any(a.sent > back and a.route not in ("", "hold")
                                 for a in answers[-20:]), 30, "traffic back on a policy route")
     time.sleep(1.0)
     stop.set()
@@ -157,7 +70,7 @@ def test_kill_9_of_tritonserver_under_load_is_survived(stack: Stack) -> None:
     assert any(a.route == "hold" for a in outage)  # the router kept answering, with hold
     late_flagged = [a for a in answers if a.deadline_met and a.rtt_ms > DEADLINE_MS]
     assert late_flagged == []
-    assert _orphan_stubs(triton_pid) == []  # the dead server's stubs were ended
+    assert group_members(triton_pid) == []  # the dead server's stubs were ended
     assert resumed - back < 30
     assert stack.status()["router"]["restarts"] == 0  # the router itself never went down
 

@@ -1,0 +1,159 @@
+"""Fault scenarios against the real stack as `make up` runs it (`make test-faults`; the kill -9
+scenario runs in `make test`, tests/deploy/test_deploy_supervisor.py). Each one drives load,
+injects the fault, and checks what a robot sees: no answer late but flagged met, no hang, and
+how long until traffic was back on a policy route. Figures go to results/faults/<name>.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from deploy_testkit import REPO_ROOT
+from stack_testkit import DEADLINE_MS, Answer, Stack, drive, start_stack, wait_until
+
+pytestmark = [pytest.mark.faults, pytest.mark.triton, pytest.mark.redis, pytest.mark.slow]
+
+FIGURES = REPO_ROOT / "results" / "faults"
+HANG_MS = 1000.0  # an answer this late is a hang, whatever it says
+
+
+@pytest.fixture
+def stack(tmp_path: Path, standin_artifacts: Path) -> Iterator[Stack]:
+    stack = start_stack(tmp_path, standin_artifacts)
+    yield stack
+    if stack.proc.poll() is None:
+        stack.proc.send_signal(signal.SIGINT)
+        stack.proc.wait(timeout=90)
+
+
+def _under_load(stack: Stack, fault: Callable[[], float], recover: Callable[[float], float],
+                name: str, router_dies: bool = False) -> tuple[list[Answer], dict[str, Any]]:
+    """Load, then `fault()` (returns when it struck), then `recover(struck)` (returns when the
+    stack is whole again); traffic must be back on a policy route after that."""
+    answers: list[Answer] = []
+    stop = threading.Event()
+    driver = threading.Thread(target=drive, args=(stack, stop, answers), daemon=True)
+    driver.start()
+    time.sleep(2.0)
+    struck = fault()
+    whole = recover(struck)
+    resumed = wait_until(lambda: any(a.sent > whole and a.route not in ("", "hold")
+                                     for a in answers[-20:]), 30, "traffic back on a policy")
+    time.sleep(1.0)
+    stop.set()
+    driver.join(timeout=10)
+    figures = {
+        "requests": len(answers),
+        "during_fault": sum(struck <= a.sent <= whole for a in answers),
+        "late_but_flagged_met": sum(bool(a.deadline_met) and a.rtt_ms > DEADLINE_MS
+                                    for a in answers),
+        "hangs": sum(a.rtt_ms > HANG_MS for a in answers),
+        "no_http_answer": sum(a.status == 0 for a in answers),
+        "hold_answers": sum(a.route == "hold" for a in answers),
+        "seconds_until_traffic_resumed": round(resumed - struck, 2),
+        "max_rtt_ms": round(max(a.rtt_ms for a in answers), 1),
+    }
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    (FIGURES / f"{name}.json").write_text(json.dumps(figures, indent=2))
+    assert figures["late_but_flagged_met"] == 0, figures
+    assert figures["hangs"] == 0, figures
+    if not router_dies:  # a dead router refuses connections; anything else must answer
+        assert figures["no_http_answer"] == 0, figures
+    return answers, figures
+
+
+def _triton(stack: Stack) -> str:
+    return f"http://127.0.0.1:{stack.ports['triton-http-port']}"
+
+
+def test_sigstop_of_tritonserver_cuts_requests_at_their_deadline(stack: Stack) -> None:
+    pid = stack.status()["tritonserver"]["pid"]
+
+    def fault() -> float:
+        os.kill(pid, signal.SIGSTOP)
+        return time.monotonic()
+
+    def recover(struck: float) -> float:
+        time.sleep(3.0)
+        os.kill(pid, signal.SIGCONT)
+        return time.monotonic()
+
+    answers, figures = _under_load(stack, fault, recover, "sigstop-tritonserver")
+    hung = [a for a in answers if a.status == 200 and a.route == "hold"]
+    assert hung, "no hold answer while Triton was stopped"
+    assert figures["during_fault"] > 10
+
+
+def test_a_model_unloaded_while_serving_falls_back_then_returns(stack: Stack) -> None:
+    model = "specialist_reach_v3"
+
+    def fault() -> float:
+        reply = httpx.post(f"{_triton(stack)}/v2/repository/models/{model}/unload", timeout=30)
+        assert reply.status_code == 200, reply.text
+        return time.monotonic()
+
+    def recover(struck: float) -> float:
+        time.sleep(3.0)
+        reply = httpx.post(f"{_triton(stack)}/v2/repository/models/{model}/load", timeout=60)
+        assert reply.status_code == 200, reply.text
+        return wait_until(stack.ready, 60, "the router ready again")
+
+    answers, _ = _under_load(stack, fault, recover, "unload-model")
+    assert any(a.route == "generalist" for a in answers)  # the fallback served reach-v3
+
+
+def test_redis_killed_and_restarted_loses_no_decision_and_keeps_stickiness(stack: Stack
+                                                                            ) -> None:
+    client = redis.Redis(port=stack.ports["redis-port"])
+
+    def fault() -> float:
+        os.kill(stack.status()["redis-server"]["pid"], signal.SIGKILL)
+        return time.monotonic()
+
+    def recover(struck: float) -> float:
+        return wait_until(lambda: stack.status()["redis-server"]["restarts"] == 1
+                          and _pings(client), 60, "redis-server restarted")
+
+    answers, _ = _under_load(stack, fault, recover, "kill-redis")
+    assert {a.status for a in answers} == {200}  # serving never stopped
+    decided = {a.decision_id for a in answers if a.decision_id}
+    wait_until(lambda: decided <= _logged(client), 30, "every decision in the Redis stream")
+    routes = [a.route for a in answers if a.route not in ("", "hold")]
+    assert len(set(routes)) == 1  # one episode, one route, across the restart
+
+
+def test_a_router_killed_mid_episode_keeps_the_episode_route(stack: Stack) -> None:
+    def fault() -> float:
+        os.kill(stack.status()["router"]["pid"], signal.SIGKILL)
+        return time.monotonic()
+
+    def recover(struck: float) -> float:
+        return wait_until(lambda: stack.status()["router"]["restarts"] == 1 and stack.ready(),
+                          90, "the router restarted")
+
+    answers, _ = _under_load(stack, fault, recover, "kill-router", router_dies=True)
+    before = [a for a in answers if a.status == 200][:5]
+    after = [a for a in answers if a.status == 200][-5:]
+    assert {a.route for a in before} == {a.route for a in after}
+    assert all(a.reason == "sticky" for a in after)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def _logged(client: redis.Redis) -> set[str]:
+    entries = client.xrange("router:decisions")
+    return {fields[b"decision_id"].decode() for _id, fields in entries}
