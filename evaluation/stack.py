@@ -173,6 +173,7 @@ class OwnStack:
             "ROUTER_HTTP_PORT": str(http_port), "ROUTER_GRPC_PORT": str(grpc_port),
             "ROUTER_API_KEYS": self.robot_key, "ROUTER_ADMIN_KEY": self.admin_key,
             "ROUTER_REPLICA_ID": f"eval-{name}",
+            "ROUTER_DRAIN_S": "0",  # stopped between arms on purpose: nothing to drain away
         })
         env.pop("REDIS_URL", None)
         redis_url = self._fresh_redis_url()

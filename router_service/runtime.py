@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from router_service.classifier import TaskClassifier
 from router_service.contract import HOLD_ROUTE, Contract, contract_from_json, load_contract
 from router_service.decision_log import DecisionLog
+from router_service.drain import Drain
 from router_service.errors import ContractError, UpstreamError
 from router_service.forwarding import Forwarder, ForwardResult
 from router_service.leases import EpisodeLeases
@@ -130,6 +131,7 @@ class RouterRuntime:
         self.inflight = 0
         self.loop_lag = LoopLag()
         self.triton_ready = False
+        self.drain = Drain(settings.drain_s)
 
     @property
     def active(self) -> ActiveContract:

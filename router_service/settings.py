@@ -38,6 +38,8 @@ class RouterSettings(BaseSettings):
     auth_disabled: bool = False
 
     max_body_bytes: int = 64 * 1024
+    # SIGTERM: seconds of not-ready-but-serving before the graceful stop (router_service/drain.py)
+    drain_s: float = Field(default=2.0, ge=0.0, le=60.0)
     max_inflight: int = 64
     max_queue_age_ms: float = 10.0  # shed when the event loop runs this late (queue age)
     readiness_cache_s: float = 1.0

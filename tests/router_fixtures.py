@@ -149,6 +149,7 @@ def start_router(tmp_path: Path, triton: Any, contract_files: ContractFiles
             # Tests share 2 cores with Triton and each other: a descheduled router shows loop
             # lag that is not its own queue. Shedding on queue age is tested on its own.
             "ROUTER_MAX_QUEUE_AGE_MS": "1000",
+            "ROUTER_DRAIN_S": "0",  # tests stop routers on purpose; nobody to drain away
         })
         env.pop("REDIS_URL", None)
         if redis_url:

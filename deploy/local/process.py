@@ -86,7 +86,11 @@ class ManagedProcess:
     def start(self) -> ManagedProcess:
         self.stopped = False
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("wb")
+        # A restart appends: the log of the run that died is the evidence of why.
+        log = self.log_path.open("ab" if self._pgid is not None else "wb")
+        if self._pgid is not None:
+            log.write(f"--- restarted at {time.strftime('%Y-%m-%dT%H:%M:%S')} ---\n".encode())
+            log.flush()
         self._proc = subprocess.Popen(
             list(self.argv),
             stdout=log,

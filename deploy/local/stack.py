@@ -46,6 +46,7 @@ def router_process(contract: Path, triton: TritonPorts, redis_url: str | None,
     env = dict(os.environ)
     env.setdefault("ROUTER_API_KEYS", DEV_ROBOT_KEY)
     env.setdefault("ROUTER_ADMIN_KEY", DEV_ADMIN_KEY)
+    env.setdefault("ROUTER_DRAIN_S", "1")  # Ctrl-C: one second not-ready-but-serving, then stop
     env.update({
         "ROUTER_CONTRACT_PATH": str(contract),
         "ROUTER_TRITON_GRPC_URL": f"127.0.0.1:{triton.grpc}",

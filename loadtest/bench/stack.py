@@ -148,6 +148,7 @@ class BenchStack:
         env.pop("REDIS_URL", None)
         env.update({
             "ROUTER_CONTRACT_PATH": str(self.contract_path),
+            "ROUTER_DRAIN_S": "0",  # restarted between runs on purpose: nothing to drain away
             "ROUTER_TRITON_GRPC_URL": self.triton_grpc,
             "ROUTER_TRITON_HTTP_URL": self.triton_http,
             "ROUTER_HTTP_PORT": str(self.router_http_port),

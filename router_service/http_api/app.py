@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -36,6 +37,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
 
         runtime = RouterRuntime(settings)
         await runtime.start()
+        runtime.drain.install(asyncio.get_running_loop())
         engine = ActEngine(runtime, api_keys)
         app.state.runtime, app.state.engine = runtime, engine
         grpc_server = await start_grpc_server(engine, settings) if settings.grpc_port else None

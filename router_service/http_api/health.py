@@ -24,12 +24,13 @@ async def readyz(runtime: Runtime) -> Response:
     checks: dict[str, object] = {
         "contract": runtime.has_contract,
         "triton": runtime.triton_ready,
+        "draining": runtime.drain.draining,  # SIGTERM received: still serving, going away
     }
     if runtime.has_contract:
         checks["models"] = {r: h.model_ready for r, h in runtime.active.health.items()}
         checks["contract_version"] = runtime.active.contract.version
-    ready = bool(runtime.has_contract and runtime.triton_ready and all(
-        h.model_ready for h in runtime.active.health.values()))
+    ready = bool(not runtime.drain.draining and runtime.has_contract and runtime.triton_ready
+                 and all(h.model_ready for h in runtime.active.health.values()))
     return FastJSON({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 

@@ -157,3 +157,32 @@ def _pings(client: redis.Redis) -> bool:
 def _logged(client: redis.Redis) -> set[str]:
     entries = client.xrange("router:decisions")
     return {fields[b"decision_id"].decode() for _id, fields in entries}
+
+
+def test_sigterm_drains_readiness_first_then_in_flight_finish_then_exit(stack: Stack) -> None:
+    """SIGTERM: /readyz says 503 (draining) while requests are still answered, the process
+    then exits cleanly (code 0), and the supervisor brings a fresh router back."""
+    answers: list[Answer] = []
+    stop = threading.Event()
+    driver = threading.Thread(target=drive, args=(stack, stop, answers), daemon=True)
+    driver.start()
+    time.sleep(1.0)
+    os.kill(stack.status()["router"]["pid"], signal.SIGTERM)
+    termed = time.monotonic()
+    ready = httpx.get(f"{stack.url}/readyz", timeout=2.0)
+    assert ready.status_code == 503 and ready.json()["checks"]["draining"] is True
+    served_while_draining = wait_until(
+        lambda: any(a.sent > termed and a.status == 200 for a in answers), 5,
+        "a request answered while draining")
+    back = wait_until(lambda: stack.status()["router"]["restarts"] == 1 and stack.ready(), 90,
+                      "the router restarted")
+    stop.set()
+    driver.join(timeout=10)
+    # uvicorn re-raises the SIGTERM it caught once its graceful shutdown is done, so the
+    # exit status is "terminated by SIGTERM" after the drain, not a kill (-9).
+    assert stack.status()["router"]["last_exit"] in (0, -signal.SIGTERM)
+    assert "draining for" in (stack.run_dir / "router.log").read_text()
+    assert served_while_draining - termed < 1.0  # the drain (1 s in make up) kept serving
+    late = [a for a in answers if a.deadline_met and a.rtt_ms > DEADLINE_MS]
+    assert late == []
+    assert back > termed
