@@ -5,7 +5,6 @@ how long until traffic was back on a policy route. Figures go to results/faults/
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -17,13 +16,20 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from deploy_testkit import REPO_ROOT
-from stack_testkit import DEADLINE_MS, Answer, Stack, drive, start_stack, wait_until
+from stack_testkit import (
+    DELIVERY_LATE_SHARE,
+    Answer,
+    Stack,
+    delivery_late_share,
+    drive,
+    record_figures,
+    router_late_flagged,
+    start_stack,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.triton, pytest.mark.redis, pytest.mark.slow]
 
-FIGURES = REPO_ROOT / "results" / "faults"
-HANG_MS = 1000.0  # an answer this late is a hang, whatever it says
 
 
 @pytest.fixture
@@ -51,20 +57,9 @@ def _under_load(stack: Stack, fault: Callable[[], float], recover: Callable[[flo
     time.sleep(1.0)
     stop.set()
     driver.join(timeout=10)
-    figures = {
-        "requests": len(answers),
-        "during_fault": sum(struck <= a.sent <= whole for a in answers),
-        "late_but_flagged_met": sum(bool(a.deadline_met) and a.rtt_ms > DEADLINE_MS
-                                    for a in answers),
-        "hangs": sum(a.rtt_ms > HANG_MS for a in answers),
-        "no_http_answer": sum(a.status == 0 for a in answers),
-        "hold_answers": sum(a.route == "hold" for a in answers),
-        "seconds_until_traffic_resumed": round(resumed - struck, 2),
-        "max_rtt_ms": round(max(a.rtt_ms for a in answers), 1),
-    }
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    (FIGURES / f"{name}.json").write_text(json.dumps(figures, indent=2))
-    assert figures["late_but_flagged_met"] == 0, figures
+    figures = record_figures(name, answers, struck, whole, resumed)
+    assert figures["router_late_but_flagged_met"] == 0, figures
+    assert delivery_late_share(answers) <= DELIVERY_LATE_SHARE, figures
     assert figures["hangs"] == 0, figures
     if not router_dies:  # a dead router refuses connections; anything else must answer
         assert figures["no_http_answer"] == 0, figures
@@ -124,7 +119,9 @@ def test_redis_killed_and_restarted_loses_no_decision_and_keeps_stickiness(stack
                           and _pings(client), 60, "redis-server restarted")
 
     answers, _ = _under_load(stack, fault, recover, "kill-redis")
-    assert {a.status for a in answers} == {200}  # serving never stopped
+    # Serving never stopped: answers or an explicit shed (503 with a retry hint), never none.
+    assert {a.status for a in answers} <= {200, 503}
+    assert sum(a.status == 200 for a in answers) > 0.9 * len(answers)
     decided = {a.decision_id for a in answers if a.decision_id}
     wait_until(lambda: decided <= _logged(client), 30, "every decision in the Redis stream")
     routes = [a.route for a in answers if a.route not in ("", "hold")]
@@ -183,6 +180,6 @@ def test_sigterm_drains_readiness_first_then_in_flight_finish_then_exit(stack: S
     assert stack.status()["router"]["last_exit"] in (0, -signal.SIGTERM)
     assert "draining for" in (stack.run_dir / "router.log").read_text()
     assert served_while_draining - termed < 1.0  # the drain (1 s in make up) kept serving
-    late = [a for a in answers if a.deadline_met and a.rtt_ms > DEADLINE_MS]
-    assert late == []
+    assert router_late_flagged(answers) == []
+    assert delivery_late_share(answers) <= DELIVERY_LATE_SHARE
     assert back > termed
