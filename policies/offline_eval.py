@@ -143,6 +143,20 @@ class CellOutcome:
     correct_states: int = 0  # ... and how many it put on the true task
 
 
+def step_active(envs: list[Any], idx: npt.NDArray[np.intp], actions: FloatArray,
+                obs: npt.NDArray[np.float64], active: npt.NDArray[np.bool_],
+                success: npt.NDArray[np.bool_]) -> None:
+    """Steps the active envs (`idx`) with their rows of `actions`, in place; an env leaves
+    `active` at its first success or when it is truncated."""
+    for row, i in enumerate(idx):
+        next_obs, _, _, truncated, info = envs[i].step(actions[row])
+        obs[i] = next_obs
+        if info["success"]:
+            success[i], active[i] = True, False
+        elif truncated:
+            active[i] = False
+
+
 def run_cell(envs: list[Any], policy: CellPolicy, task_index: int, max_steps: int) -> CellOutcome:
     obs = np.stack([env.reset()[0] for env in envs])
     active = np.ones(len(envs), dtype=bool)
@@ -156,13 +170,7 @@ def run_cell(envs: list[Any], policy: CellPolicy, task_index: int, max_steps: in
         if policy.probs is not None:
             states += len(idx)
             correct += int((policy.probs.argmax(axis=1) == task_index).sum())
-        for row, i in enumerate(idx):
-            next_obs, _, _, truncated, info = envs[i].step(actions[row])
-            obs[i] = next_obs
-            if info["success"]:
-                success[i], active[i] = True, False
-            elif truncated:
-                active[i] = False
+        step_active(envs, idx, actions, obs, active, success)
     return CellOutcome("", policy.name, len(envs), int(success.sum()), states, correct)
 
 
