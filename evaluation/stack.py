@@ -8,7 +8,6 @@ arm that slowed a route or fed a wrong calibration table must not leak into the 
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from deploy.local.faults import FaultFile
 from deploy.local.process import ManagedProcess, free_port, http_ok
 from deploy.local.redis import redis_process
 from deploy.local.triton import TritonPorts, triton_process
@@ -36,24 +36,6 @@ class RouterEndpoint:
     robot_key: str
     admin_key: str | None
     contract_version: str
-
-
-@dataclass(frozen=True)
-class FaultFile:
-    """Writes `<fault_dir>/policy_<name>.json`, read by the python-backend policy on execute."""
-
-    fault_dir: Path
-
-    def set(self, policy_model: str, delay_ms: float = 0.0, delay_prob: float = 0.0,
-            fail_prob: float = 0.0) -> None:
-        spec = {"delay_ms": delay_ms, "delay_prob": delay_prob, "fail_prob": fail_prob}
-        tmp = self.fault_dir / f".{policy_model}.json.tmp"
-        tmp.write_text(json.dumps(spec))
-        tmp.replace(self.fault_dir / f"{policy_model}.json")  # never a half-written file
-
-    def clear(self) -> None:
-        for path in self.fault_dir.glob("policy_*.json"):
-            path.unlink()
 
 
 def _distinct_ports(count: int) -> list[int]:

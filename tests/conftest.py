@@ -17,6 +17,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from deploy.local.faults import FaultFile
 from deploy.local.process import free_port
 from deploy.local.triton import TritonPorts, triton_process
 from policies.repository import generate
@@ -148,17 +149,10 @@ class TritonServer:
         fail_prob: float = 0.0, nan_prob: float = 0.0,
     ) -> None:
         """Make `policy_<name>` sleep, fail or answer NaN from its next execute on."""
-        spec = {
-            "delay_ms": delay_ms, "delay_prob": delay_prob,
-            "fail_prob": fail_prob, "nan_prob": nan_prob,
-        }
-        tmp = self.fault_dir / f".{policy_model}.json.tmp"
-        tmp.write_text(json.dumps(spec))
-        tmp.replace(self.fault_dir / f"{policy_model}.json")  # never a half-written file
+        FaultFile(self.fault_dir).set(policy_model, delay_ms, delay_prob, fail_prob, nan_prob)
 
     def clear_faults(self) -> None:
-        for path in self.fault_dir.glob("*.json"):
-            path.unlink()
+        FaultFile(self.fault_dir).clear()
 
 
 def _distinct_free_ports(count: int) -> list[int]:

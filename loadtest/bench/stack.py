@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import yaml
 
+from deploy.local.faults import FaultFile
 from deploy.local.process import ManagedProcess, free_port, http_ok
 from deploy.local.redis import redis_process
 from deploy.local.triton import TritonPorts, triton_process
@@ -215,14 +216,10 @@ class BenchStack:
         return reply
 
     def set_fault(self, policy_model: str, delay_ms: float, delay_prob: float) -> None:
-        spec = {"delay_ms": delay_ms, "delay_prob": delay_prob, "fail_prob": 0.0}
-        tmp = self.fault_dir / f".{policy_model}.json.tmp"
-        tmp.write_text(json.dumps(spec))
-        tmp.replace(self.fault_dir / f"{policy_model}.json")
+        FaultFile(self.fault_dir).set(policy_model, delay_ms, delay_prob)
 
     def clear_faults(self) -> None:
-        for path in self.fault_dir.glob("*.json"):
-            path.unlink()
+        FaultFile(self.fault_dir).clear()
 
     # -- the hand-written baseline proxy ------------------------------------------------------
     @contextmanager

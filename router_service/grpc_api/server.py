@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from router_client.proto import router_pb2, router_pb2_grpc
 
@@ -21,6 +23,25 @@ from router_service.keys import RobotKey
 from router_service.settings import RouterSettings
 
 SERVICE_NAME = "robotrouter.v1.PolicyRouter"
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """Bytes that are not an ActRequest: handed to the method instead of failing inside grpc,
+    which would answer INTERNAL ("Exception deserializing request!") for a client's mistake."""
+
+    reason: str
+
+
+def parse_request(raw: bytes) -> router_pb2.ActRequest | Malformed:
+    try:
+        request: router_pb2.ActRequest = router_pb2.ActRequest.FromString(raw)
+        return request
+    except DecodeError as exc:
+        return Malformed(f"not a valid {router_pb2.ActRequest.DESCRIPTOR.full_name}: {exc}")
+
+
+MALFORMED_FIELD = "request"
 
 
 def _authorization(context: grpc.aio.ServicerContext) -> str | None:
@@ -77,8 +98,13 @@ class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignor
         return await self.engine.serve(
             _to_input(req, context, key, received_at, self.engine.rt.loop_lag.queued_s))
 
-    async def Act(self, request: router_pb2.ActRequest,
+    async def Act(self, request: router_pb2.ActRequest | Malformed,
                   context: grpc.aio.ServicerContext) -> router_pb2.ActResponse:
+        if isinstance(request, Malformed):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"{MALFORMED_FIELD}: {request.reason}",
+                                trailing_metadata=(("field", MALFORMED_FIELD),))
+            raise AssertionError("unreachable")  # abort raises
         try:
             key = self.keys.robot(_authorization(context))
             reply = await self._serve(request, context, key)
@@ -95,7 +121,7 @@ class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignor
         return _to_proto(reply, request.sequence)
 
     async def StreamAct(
-        self, request_iterator: AsyncIterator[router_pb2.ActRequest],
+        self, request_iterator: AsyncIterator[router_pb2.ActRequest | Malformed],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[router_pb2.ActResponse]:
         try:
@@ -104,6 +130,10 @@ class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignor
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, exc.message)
             raise AssertionError("unreachable") from exc  # abort raises
         async for request in request_iterator:
+            if isinstance(request, Malformed):  # answered like any bad message: in the stream
+                yield router_pb2.ActResponse(error=router_pb2.Error(
+                    code="INVALID_ARGUMENT", message=request.reason, field=MALFORMED_FIELD))
+                continue
             try:
                 reply = await self._serve(request, context, key)
             except RouterError as exc:
@@ -120,9 +150,16 @@ async def start_grpc_server(engine: ActEngine, settings: RouterSettings) -> grpc
         # One process: a second router on the same port is a mistake and must fail to bind.
         ("grpc.so_reuseport", int(settings.workers > 1)),
     ])
-    router_pb2_grpc.add_PolicyRouterServicer_to_server(  # type: ignore[no-untyped-call,unused-ignore]
-        PolicyRouterServicer(engine, settings), server
-    )
+    servicer = PolicyRouterServicer(engine, settings)
+    serialize = router_pb2.ActResponse.SerializeToString
+    # The generated add_PolicyRouterServicer_to_server, with a deserializer that never raises.
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, {
+        "Act": grpc.unary_unary_rpc_method_handler(
+            servicer.Act, request_deserializer=parse_request, response_serializer=serialize),
+        "StreamAct": grpc.stream_stream_rpc_method_handler(
+            servicer.StreamAct, request_deserializer=parse_request,
+            response_serializer=serialize),
+    }),))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)

@@ -76,3 +76,22 @@ def test_health_service(channel: grpc.Channel) -> None:
     for service in ("", "robotrouter.v1.PolicyRouter"):
         status = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0).status
         assert status == health_pb2.HealthCheckResponse.SERVING
+
+
+@pytest.mark.parametrize("raw", [b"\x0a\xff", b"\x0a\x02\xff\xfe", b"\xff\xff\xff\xff"],
+                         ids=["truncated", "invalid-utf8", "garbage"])
+def test_malformed_message_is_invalid_argument_not_internal(channel: grpc.Channel,
+                                                            raw: bytes) -> None:
+    """Bytes that do not parse as an ActRequest are the client's mistake: INVALID_ARGUMENT
+    naming `request`, on Act and inside a StreamAct session (which carries on)."""
+    act = channel.unary_unary("/robotrouter.v1.PolicyRouter/Act")
+    with pytest.raises(grpc.RpcError) as info:
+        act(raw, timeout=2.0, metadata=AUTH)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(info.value.trailing_metadata())["field"] == "request"
+    stream = channel.stream_stream("/robotrouter.v1.PolicyRouter/StreamAct",
+                                   response_deserializer=router_pb2.ActResponse.FromString)
+    replies = list(stream(iter([raw, request().SerializeToString()]), timeout=5.0,
+                          metadata=AUTH))
+    assert replies[0].error.code == "INVALID_ARGUMENT" and replies[0].error.field == "request"
+    assert not replies[1].HasField("error") and len(replies[1].action) == 4
