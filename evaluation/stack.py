@@ -8,10 +8,8 @@ arm that slowed a route or fed a wrong calibration table must not leak into the 
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,8 +18,9 @@ from pathlib import Path
 import httpx
 
 from deploy.local.faults import FaultFile
-from deploy.local.process import ManagedProcess, free_port, http_ok
+from deploy.local.process import ManagedProcess, free_port, free_ports
 from deploy.local.redis import redis_process
+from deploy.local.router import RouterLaunch, router_process
 from deploy.local.triton import TritonPorts, triton_process
 from policies.repository import generate
 
@@ -36,13 +35,6 @@ class RouterEndpoint:
     robot_key: str
     admin_key: str | None
     contract_version: str
-
-
-def _distinct_ports(count: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return sorted(ports)
 
 
 def contract_version(http_url: str, robot_key: str) -> str:
@@ -115,7 +107,7 @@ class OwnStack:
     def _start_triton(self) -> None:
         repository = self.run_dir / "model_repository"
         generate(self.artifacts, repository, "cpu", self.faults.fault_dir)
-        http, grpc, metrics = _distinct_ports(3)
+        http, grpc, metrics = free_ports(3)
         ports = TritonPorts(http=http, grpc=grpc, metrics=metrics)
         self._triton_grpc = f"127.0.0.1:{grpc}"
         self._triton_http = f"127.0.0.1:{http}"
@@ -145,29 +137,14 @@ class OwnStack:
 
     @contextmanager
     def router(self, contract: Path, name: str) -> Iterator[RouterEndpoint]:
-        http_port, grpc_port = _distinct_ports(2)
-        env = dict(os.environ)
-        env.update({
-            "ROUTER_CONTRACT_PATH": str(contract.resolve()),
-            "ROUTER_TRITON_GRPC_URL": self._triton_grpc,
-            **({"ROUTER_TRITON_HTTP_URL": self._triton_http} if self._triton_http
-               else {"ROUTER_TRITON_PROTOCOL": "grpc"}),
-            "ROUTER_HTTP_PORT": str(http_port), "ROUTER_GRPC_PORT": str(grpc_port),
-            "ROUTER_API_KEYS": self.robot_key, "ROUTER_ADMIN_KEY": self.admin_key,
-            "ROUTER_REPLICA_ID": f"eval-{name}",
-            "ROUTER_DRAIN_S": "0",  # stopped between arms on purpose: nothing to drain away
-        })
-        env.pop("REDIS_URL", None)
-        redis_url = self._fresh_redis_url()
-        if redis_url:
-            env["REDIS_URL"] = redis_url
+        http_port, grpc_port = free_ports(2)
         self._routers_started += 1
-        process = ManagedProcess(
-            name=f"router-{name}", argv=[sys.executable, "-m", "router_service"],
-            ready=lambda: http_ok(f"http://127.0.0.1:{http_port}/readyz"),
-            log_path=self.run_dir / f"router-{name}.log", env=env, cwd=REPO_ROOT,
-            startup_timeout_s=120.0,
-        )
+        process = router_process(RouterLaunch(
+            contract=contract, triton_grpc=self._triton_grpc, triton_http=self._triton_http,
+            http_port=http_port, grpc_port=grpc_port,
+            log_path=self.run_dir / f"router-{name}.log", robot_keys=self.robot_key,
+            admin_key=self.admin_key, redis_url=self._fresh_redis_url(),
+            name=f"eval-{name}", startup_timeout_s=120.0))
         with process:
             url = f"http://127.0.0.1:{http_port}"
             yield RouterEndpoint(url, f"127.0.0.1:{grpc_port}", self.robot_key, self.admin_key,

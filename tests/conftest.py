@@ -18,7 +18,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from deploy.local.faults import FaultFile
-from deploy.local.process import free_port
+from deploy.local.process import free_ports
 from deploy.local.triton import TritonPorts, triton_process
 from policies.repository import generate
 from policies.serving.manifest import Manifest, load_artifacts, task_id
@@ -155,13 +155,6 @@ class TritonServer:
         FaultFile(self.fault_dir).clear()
 
 
-def _distinct_free_ports(count: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return sorted(ports)
-
-
 @pytest.fixture(scope="session")
 def triton(
     tmp_path_factory: pytest.TempPathFactory, standin_artifacts: Path
@@ -171,7 +164,7 @@ def triton(
     fault_dir = base / "faults"
     fault_dir.mkdir()
     generate(artifacts, base / "model_repository", "cpu", fault_dir)
-    http, grpc, metrics = _distinct_free_ports(3)
+    http, grpc, metrics = free_ports(3)
     server = TritonServer(
         ports=TritonPorts(http=http, grpc=grpc, metrics=metrics),
         repository=base / "model_repository",

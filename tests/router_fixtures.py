@@ -4,8 +4,6 @@ session's real Triton serves, and real router processes (`python -m router_servi
 from __future__ import annotations
 
 import json
-import os
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +13,9 @@ import httpx
 import pytest
 import yaml
 
-from deploy.local.process import ManagedProcess, free_port, http_ok
+from deploy.local.process import ManagedProcess, free_port
 from deploy.local.redis import redis_process
+from deploy.local.router import RouterLaunch, router_process
 from policies.serving.manifest import load_artifacts
 
 ROBOT_KEY = "test-robot-key"
@@ -138,30 +137,16 @@ def start_router(tmp_path: Path, triton: Any, contract_files: ContractFiles
     def start(redis_url: str | None = None, contract: Path | None = None,
               **settings: Any) -> RouterProcess:
         http_port, grpc_port = free_port(), free_port()
-        env = dict(os.environ)
-        env.update({
-            "ROUTER_CONTRACT_PATH": str(contract or contract_files.folder / "contract.yaml"),
-            "ROUTER_TRITON_GRPC_URL": triton.grpc_url,
-            "ROUTER_TRITON_HTTP_URL": triton.http_url,
-            "ROUTER_HTTP_PORT": str(http_port), "ROUTER_GRPC_PORT": str(grpc_port),
-            "ROUTER_API_KEYS": ROBOT_KEY, "ROUTER_ADMIN_KEY": ADMIN_KEY,
-            "ROUTER_REPLICA_ID": f"router-{len(started)}",
+        process = router_process(RouterLaunch(
+            contract=contract or contract_files.folder / "contract.yaml",
+            triton_grpc=triton.grpc_url, triton_http=triton.http_url, http_port=http_port,
+            grpc_port=grpc_port, log_path=tmp_path / f"router-{len(started)}.log",
+            robot_keys=ROBOT_KEY, admin_key=ADMIN_KEY, redis_url=redis_url,
+            name=f"router-{len(started)}", startup_timeout_s=60.0,
             # Tests share 2 cores with Triton and each other: a descheduled router shows loop
             # lag that is not its own queue. Shedding on queue age is tested on its own.
-            "ROUTER_MAX_QUEUE_AGE_MS": "1000",
-            "ROUTER_DRAIN_S": "0",  # tests stop routers on purpose; nobody to drain away
-        })
-        env.pop("REDIS_URL", None)
-        if redis_url:
-            env["REDIS_URL"] = redis_url
-        env.update({f"ROUTER_{k.upper()}": str(v) for k, v in settings.items()})
-        process = ManagedProcess(
-            name=f"router-{len(started)}",
-            argv=[sys.executable, "-m", "router_service"],
-            ready=lambda: http_ok(f"http://127.0.0.1:{http_port}/readyz"),
-            log_path=tmp_path / f"router-{len(started)}.log",
-            env=env, cwd=REPO_ROOT, startup_timeout_s=60.0,
-        )
+            settings={"ROUTER_MAX_QUEUE_AGE_MS": "1000",
+                      **{f"ROUTER_{k.upper()}": str(v) for k, v in settings.items()}}))
         router = RouterProcess(process.start(), http_port, grpc_port)
         started.append(router)
         return router

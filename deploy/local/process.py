@@ -45,6 +45,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports (two free_port() calls can return the same one)."""
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
 @dataclass
 class ManagedProcess:
     """One child process with a readiness probe. Use as a context manager or call start/stop."""

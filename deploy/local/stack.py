@@ -28,6 +28,7 @@ from pathlib import Path
 from deploy.local.ports import PortBusy, check_free, wait_free
 from deploy.local.process import ManagedProcess, http_ok
 from deploy.local.redis import redis_process
+from deploy.local.router import RouterLaunch, router_process
 from deploy.local.supervisor import Component, Supervisor
 from deploy.local.triton import TritonPorts, triton_process
 
@@ -41,32 +42,16 @@ DEV_ADMIN_KEY = "dev-admin-key"
 TRITON_ARGS = ("--exit-timeout-secs=3", "--model-control-mode=explicit", "--load-model=*")
 
 
-def router_process(contract: Path, triton: TritonPorts, redis_url: str | None,
-                   http_port: int, grpc_port: int, run_dir: Path = RUN_DIR) -> ManagedProcess:
-    env = dict(os.environ)
-    env.setdefault("ROUTER_API_KEYS", DEV_ROBOT_KEY)
-    env.setdefault("ROUTER_ADMIN_KEY", DEV_ADMIN_KEY)
-    env.setdefault("ROUTER_DRAIN_S", "1")  # Ctrl-C: one second not-ready-but-serving, then stop
-    env.update({
-        "ROUTER_CONTRACT_PATH": str(contract),
-        "ROUTER_TRITON_GRPC_URL": f"127.0.0.1:{triton.grpc}",
-        "ROUTER_TRITON_HTTP_URL": f"127.0.0.1:{triton.http}",
-        "ROUTER_HTTP_PORT": str(http_port),
-        "ROUTER_GRPC_PORT": str(grpc_port),
-    })
-    env.pop("REDIS_URL", None)
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    return ManagedProcess(
-        name="router",
-        argv=[sys.executable, "-m", "router_service"],
-        # Alive, not ready: a router restarted while Triton is down must come back and answer
-        # hold actions (its /readyz says 503 and why) rather than be killed for not being ready.
-        ready=lambda: http_ok(f"http://127.0.0.1:{http_port}/healthz"),
+def stack_router(contract: Path, triton: TritonPorts, redis_url: str | None, http_port: int,
+                 grpc_port: int, run_dir: Path = RUN_DIR) -> ManagedProcess:
+    return router_process(RouterLaunch(
+        contract=contract, triton_grpc=f"127.0.0.1:{triton.grpc}",
+        triton_http=f"127.0.0.1:{triton.http}", http_port=http_port, grpc_port=grpc_port,
         log_path=run_dir / "router.log",
-        env=env,
-        startup_timeout_s=90.0,
-    )
+        robot_keys=os.environ.get("ROUTER_API_KEYS", DEV_ROBOT_KEY),
+        admin_key=os.environ.get("ROUTER_ADMIN_KEY", DEV_ADMIN_KEY), redis_url=redis_url,
+        drain_s=float(os.environ.get("ROUTER_DRAIN_S", "1")),  # Ctrl-C: 1 s not ready, serving
+        ready_path="/healthz"))
 
 
 def example_key(keys: str) -> str:
@@ -119,8 +104,8 @@ def running_stack(args: argparse.Namespace) -> Iterator[Supervisor]:
         if "redis-server" in wanted:
             start(redis_process(args.run_dir / "redis", port=args.redis_port))
             redis_url = f"redis://127.0.0.1:{args.redis_port}/0"
-        start(router_process(args.contract, ports, redis_url, args.http_port, args.grpc_port,
-                             args.run_dir))
+        start(stack_router(args.contract, ports, redis_url, args.http_port, args.grpc_port,
+                           args.run_dir))
         prometheus_url = None
         if "Prometheus" in wanted:
             from deploy.local.prometheus import local_prometheus

@@ -9,7 +9,6 @@ The model repository is generated with fault injection: each policy model re-rea
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -25,6 +24,7 @@ import yaml
 from deploy.local.faults import FaultFile
 from deploy.local.process import ManagedProcess, free_port, http_ok
 from deploy.local.redis import redis_process
+from deploy.local.router import RouterLaunch, router_process
 from deploy.local.triton import TritonPorts, triton_process
 from policies.repository import generate
 from policies.serving.manifest import task_id
@@ -145,28 +145,12 @@ class BenchStack:
         return proc
 
     def _router_process(self) -> ManagedProcess:
-        env = dict(os.environ)
-        env.pop("REDIS_URL", None)
-        env.update({
-            "ROUTER_CONTRACT_PATH": str(self.contract_path),
-            "ROUTER_DRAIN_S": "0",  # restarted between runs on purpose: nothing to drain away
-            "ROUTER_TRITON_GRPC_URL": self.triton_grpc,
-            "ROUTER_TRITON_HTTP_URL": self.triton_http,
-            "ROUTER_HTTP_PORT": str(self.router_http_port),
-            "ROUTER_GRPC_PORT": str(self.router_grpc_port),
-            "ROUTER_API_KEYS": ROBOT_KEY,
-            "ROUTER_ADMIN_KEY": ADMIN_KEY,
-            "ROUTER_REPLICA_ID": "bench-router",
-            **self.router_env,
-        })
-        if self.redis_url:
-            env["REDIS_URL"] = self.redis_url
-        port = self.router_http_port
-        return ManagedProcess(
-            name="router", argv=[sys.executable, "-m", "router_service"],
-            ready=lambda: http_ok(f"http://127.0.0.1:{port}/readyz"),
-            log_path=self.root / "router.log", env=env, cwd=REPO, startup_timeout_s=90.0,
-        )
+        return router_process(RouterLaunch(
+            contract=self.contract_path, triton_grpc=self.triton_grpc,
+            triton_http=self.triton_http, http_port=self.router_http_port,
+            grpc_port=self.router_grpc_port, log_path=self.root / "router.log",
+            robot_keys=ROBOT_KEY, admin_key=ADMIN_KEY, redis_url=self.redis_url,
+            name="bench-router", settings=self.router_env))
 
     def restart_router(self, workers: int) -> None:
         """The router again, with `workers` processes on the same ports (same store)."""

@@ -5,7 +5,6 @@ router- and Triton-side panels must show data, and every rule must evaluate clea
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -20,7 +19,8 @@ from deploy.grafana.queries import rule_queries, variable_queries
 from deploy.local.process import free_port
 from deploy.local.prometheus import local_prometheus
 from deploy.local.redis import redis_process
-from deploy.local.stack import DEV_ROBOT_KEY, router_process
+from deploy.local.router import RouterLaunch, router_process
+from deploy.local.stack import DEV_ADMIN_KEY, DEV_ROBOT_KEY
 from deploy.local.triton import TritonPorts
 
 pytestmark = [
@@ -72,11 +72,11 @@ def stack(triton: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pro
     ports: TritonPorts = triton.ports
     http_port, grpc_port, redis_port, prom_port = (free_port() for _ in range(4))
     redis = redis_process(folder / "redis", port=redis_port)
-    router = dataclasses.replace(
-        router_process(contract, ports, f"redis://127.0.0.1:{redis_port}/0", http_port,
-                       grpc_port),
-        log_path=folder / "router.log",
-    )
+    router = router_process(RouterLaunch(
+        contract=contract, triton_grpc=f"127.0.0.1:{ports.grpc}",
+        triton_http=f"127.0.0.1:{ports.http}", http_port=http_port, grpc_port=grpc_port,
+        log_path=folder / "router.log", robot_keys=DEV_ROBOT_KEY, admin_key=DEV_ADMIN_KEY,
+        redis_url=f"redis://127.0.0.1:{redis_port}/0"))
     prometheus = local_prometheus(
         folder / "prometheus", router=(f"127.0.0.1:{http_port}",),
         triton=(f"127.0.0.1:{ports.metrics}",), port=prom_port, scrape_interval="1s",

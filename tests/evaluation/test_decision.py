@@ -183,3 +183,14 @@ def test_paired_comparison_is_used_when_given() -> None:
     assert found.verdict == "better" and found.lo == pytest.approx(0.0292, abs=1e-4)
     assert any("paired by configuration, exact McNemar p = 0.0625" in line for line in d.lines)
     assert any("reach-v3" in line and "(unpaired)" in line for line in d.lines)
+
+
+def test_missed_deadlines_count_against_the_latency_budget() -> None:
+    """A robot abandons a call at the deadline, so replied round trips alone stay under it:
+    a cell whose replies look fast but that missed 5% of its ticks does not meet the budget."""
+    fast_but_missing = cell("reach-v3", "generalist", 50, n=50, p99=12.0)
+    missing = Cell(**{**fast_but_missing.__dict__, "deadline_miss_rate": 0.05})
+    assert meets(fast_but_missing, 0.8, 20.0, latency=True)
+    assert not meets(missing, 0.8, 20.0, latency=True)
+    assert meets(missing, 0.8, 20.0, latency=False)  # on success alone it still qualifies
+    assert "counting every control tick without a usable action" in DECISION_RULE

@@ -8,7 +8,6 @@ models of the router; the router's own behaviour is tested against the real one.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from deploy.local.process import free_port
 from loadtest.targets.base import Outcome
 
 
@@ -63,12 +63,6 @@ class SleepTarget:
 
     async def close(self) -> None:
         pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
