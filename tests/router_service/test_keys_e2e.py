@@ -102,10 +102,19 @@ def test_a_key_acts_only_for_the_robots_it_covers(router: RouterProcess,
     with router.client(KEY_B) as b:  # B's episode kept its lease
         again = act(b, "arm-b-1", episode="b-ep").json()
     assert again["reason"] == "sticky"
-    logged = [json.loads(fields["record"]) for _, fields in redis.Redis.from_url(
-        fresh_redis.url, decode_responses=True).xrange("router:decisions")]
-    assert {(d["robot_id"], d["key_id"]) for d in logged} >= {
-        ("arm-a-1", key_id(KEY_A)), ("cell-a-7", key_id(KEY_A)), ("arm-b-1", key_id(KEY_B))}
+    wanted = {("arm-a-1", key_id(KEY_A)), ("cell-a-7", key_id(KEY_A)),
+              ("arm-b-1", key_id(KEY_B))}
+    client = redis.Redis.from_url(fresh_redis.url, decode_responses=True)
+    # The decision log is written in batches every 100 ms, off the reply path: wait for it.
+    deadline = time.monotonic() + 10.0
+    while True:
+        logged = [json.loads(fields["record"]) for _, fields in
+                  client.xrange("router:decisions")]
+        found = {(d["robot_id"], d["key_id"]) for d in logged}
+        if found >= wanted or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert found >= wanted
     assert_no_raw_key(router, fresh_redis.url, min_entries=5)
 
 
