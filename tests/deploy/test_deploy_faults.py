@@ -9,8 +9,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -24,21 +23,11 @@ from stack_testkit import (
     drive,
     record_figures,
     router_late_flagged,
-    start_stack,
     wait_until,
 )
 
 pytestmark = [pytest.mark.faults, pytest.mark.triton, pytest.mark.redis, pytest.mark.slow]
 
-
-
-@pytest.fixture
-def stack(tmp_path: Path, standin_artifacts: Path) -> Iterator[Stack]:
-    stack = start_stack(tmp_path, standin_artifacts)
-    yield stack
-    if stack.proc.poll() is None:
-        stack.proc.send_signal(signal.SIGINT)
-        stack.proc.wait(timeout=90)
 
 
 def _under_load(stack: Stack, fault: Callable[[], float], recover: Callable[[float], float],

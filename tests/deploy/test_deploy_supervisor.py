@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +25,6 @@ from stack_testkit import (
     group_members,
     record_figures,
     router_late_flagged,
-    start_stack,
     wait_until,
 )
 
@@ -36,15 +34,6 @@ from policies.repository import generate
 from tests.conftest import served_artifacts
 
 pytestmark = [pytest.mark.triton, pytest.mark.redis, pytest.mark.slow]
-
-
-@pytest.fixture
-def stack(tmp_path: Path, standin_artifacts: Path) -> Iterator[Stack]:
-    stack = start_stack(tmp_path, standin_artifacts)
-    yield stack
-    if stack.proc.poll() is None:
-        stack.proc.send_signal(signal.SIGINT)
-        stack.proc.wait(timeout=90)
 
 
 def test_kill_9_of_tritonserver_under_load_is_survived(stack: Stack) -> None:
