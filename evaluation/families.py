@@ -53,6 +53,10 @@ def generalist_columns(build: OfflineBuild) -> list[str]:
     return sorted(names, key=lambda n: (build.cards[n].parameter_count, n))
 
 
+def _episodes_per_cell(build: OfflineBuild) -> int:
+    return max((n for _k, n in build.cells.values()), default=0)
+
+
 def _pct(k: int, n: int) -> str:
     return f"{k}/{n}" if n else "–"
 
@@ -157,9 +161,9 @@ def render(closed_loop: Path, builds: Sequence[OfflineBuild], command: str) -> s
     served = meta.served_latency_ms
     lines = [f"# Policy families on `{meta.panel}`", "", "Made by:", "", "```", command, "```",
              "", "## Offline, in process (each training seed)", "",
-             f"{builds[0].cells and next(iter(builds[0].cells.values()))[1]} calibration "
-             "configurations per cell (MT1 seed 1000), ONNX Runtime in process; the width sweep "
-             "and the second seed are measured here only.", "",
+             f"{_episodes_per_cell(builds[0])} calibration configurations per cell (MT1 seed "
+             "1000), ONNX Runtime in process; the width sweep and the second seed are measured "
+             "here only.", "",
              *offline_section(builds, meta.tasks), "",
              "## Closed loop through the router (held-out configurations)", "",
              f"{meta.episodes_per_cell} episodes per cell on MT1 seed {meta.config_seed} "
