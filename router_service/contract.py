@@ -123,6 +123,20 @@ class ClassifierSpec(Frozen):
     norm_stats: str
 
 
+class ObservationMapping(Frozen):
+    """How a third-party client's observation dict (openpi, LeRobot, ROS 2) becomes the router's
+    state vector and task (router_service/observation_map.py). The router's own API needs none.
+    """
+
+    # Keys holding the whole state vector, tried in order; the first one present is used.
+    state_keys: tuple[str, ...] = ("observation/state", "observation.state", "state")
+    # Else: scalar keys concatenated in this order (LeRobot's per-joint `shoulder_pan.pos`...).
+    state_components: tuple[str, ...] = ()
+    # Keys naming the task, tried in order; a value that is not a contract task is ignored
+    # (a free-text prompt) and the classifier infers the task.
+    task_keys: tuple[str, ...] = ("prompt", "task")
+
+
 class ContractSpec(Frozen):
     """The YAML file as written by an operator."""
 
@@ -137,6 +151,7 @@ class ContractSpec(Frozen):
     routing: Routing
     calibration: CalibrationSpec
     task_classifier: ClassifierSpec
+    observation_mapping: ObservationMapping = ObservationMapping()
 
     @model_validator(mode="after")
     def _consistent(self) -> ContractSpec:
