@@ -30,13 +30,17 @@ MAX_CACHED_TOKENS = 4096  # distinct valid header values; past it the cache star
 ANONYMOUS = open_key("anonymous")  # the caller when auth is disabled
 
 
+# `Bearer` is the router's own; `Api-Key` is what openpi's WebsocketClientPolicy sends.
+TOKEN_SCHEMES = (b"bearer", b"api-key")
+
+
 def bearer_token(authorization: bytes | str | None) -> bytes | None:
     if not authorization:
         return None
     raw = authorization.encode("latin-1") if isinstance(authorization, str) else authorization
     scheme, _, token = raw.partition(b" ")
     token = token.strip()
-    return token if scheme.lower() == b"bearer" and token else None
+    return token if scheme.lower() in TOKEN_SCHEMES and token else None
 
 
 def _configured_keys(settings: RouterSettings) -> list[RobotKey]:
