@@ -9,7 +9,6 @@ arm that slowed a route or fed a wrong calibration table must not leak into the 
 from __future__ import annotations
 
 import secrets
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,13 +17,9 @@ from pathlib import Path
 import httpx
 
 from deploy.local.faults import FaultFile
-from deploy.local.process import ManagedProcess, free_port, free_ports
-from deploy.local.redis import redis_process
-from deploy.local.router import RouterLaunch, router_process
-from deploy.local.triton import TritonPorts, triton_process
-from policies.repository import generate
+from deploy.local.local_stack import LocalStack, StackOptions
+from deploy.local.process import free_ports
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 REDIS_DATABASES = 16  # redis-server's default `databases`
 
 
@@ -60,7 +55,7 @@ def scrape_metrics(http_url: str) -> str:
 
 
 class OwnStack:
-    """tritonserver + redis-server started once per run; routers started per arm.
+    """tritonserver + redis-server started once per run (a `LocalStack`); routers per arm.
 
     With `triton_grpc` (and the `fault_dir` its repository was generated with) an already
     running tritonserver is used instead of starting one: the test suite's session server."""
@@ -69,16 +64,15 @@ class OwnStack:
                  triton_grpc: str | None = None, fault_dir: Path | None = None) -> None:
         self.run_dir = run_dir
         self.artifacts = artifacts
-        self.faults = FaultFile(fault_dir or run_dir / "faults")
-        self._external_triton = triton_grpc
+        self._stack = LocalStack(StackOptions(
+            run_dir=run_dir, artifacts=None if triton_grpc else artifacts,
+            triton=triton_grpc is None, redis=use_redis))
+        self.faults = FaultFile(fault_dir) if fault_dir else self._stack.faults
         self.robot_key = secrets.token_hex(16)
         self.admin_key = secrets.token_hex(16)
-        self._use_redis = use_redis and shutil.which("redis-server") is not None
-        self._triton: ManagedProcess | None = None
-        self._redis: ManagedProcess | None = None
-        self._redis_port = 0
-        self._triton_grpc = triton_grpc or ""
-        self._triton_http: str | None = None  # an external server is known by its gRPC address
+        self._triton_grpc = triton_grpc or self._stack.triton_grpc
+        # An external server is known by its gRPC address only: routers call it over gRPC.
+        self._triton_http = None if triton_grpc else self._stack.triton_http
         self._routers_started = 0
 
     @property
@@ -87,46 +81,27 @@ class OwnStack:
 
     @property
     def triton_http(self) -> str | None:
-        """Triton's HTTP host:port when this stack started it (an external one is known only by
-        its gRPC address)."""
+        """Triton's HTTP host:port when this stack started it."""
         return self._triton_http
 
     @property
     def has_redis(self) -> bool:
-        return self._use_redis
+        return self._stack.use_redis
 
     def start(self) -> None:
         self.faults.fault_dir.mkdir(parents=True, exist_ok=True)
-        if self._external_triton is None:
-            self._start_triton()
-        if self._use_redis:
-            self._redis_port = free_port()
-            self._redis = redis_process(self.run_dir / "redis", port=self._redis_port)
-            self._redis.start()
-
-    def _start_triton(self) -> None:
-        repository = self.run_dir / "model_repository"
-        generate(self.artifacts, repository, "cpu", self.faults.fault_dir)
-        http, grpc, metrics = free_ports(3)
-        ports = TritonPorts(http=http, grpc=grpc, metrics=metrics)
-        self._triton_grpc = f"127.0.0.1:{grpc}"
-        self._triton_http = f"127.0.0.1:{http}"
-        self._triton = triton_process(repository, self.run_dir / "tritonserver.log", ports)
-        self._triton.start()
+        self._stack.start()
 
     def stop(self) -> None:
-        for process in (self._redis, self._triton):
-            if process is not None:
-                process.stop()
-        self._redis = self._triton = None
+        self._stack.stop()
 
     def _fresh_redis_url(self) -> str | None:
-        if not self._use_redis:
+        if not self.has_redis:
             return None
         import redis  # the router's own dependency
 
         db = 1 + self._routers_started % (REDIS_DATABASES - 1)
-        url = f"redis://127.0.0.1:{self._redis_port}/{db}"
+        url = f"redis://127.0.0.1:{self._stack.redis_port}/{db}"
         # A router loads the store's contract before its file: start every arm from empty.
         client = redis.Redis.from_url(url)
         try:
@@ -139,12 +114,12 @@ class OwnStack:
     def router(self, contract: Path, name: str) -> Iterator[RouterEndpoint]:
         http_port, grpc_port = free_ports(2)
         self._routers_started += 1
-        process = router_process(RouterLaunch(
+        process = self._stack.router(
             contract=contract, triton_grpc=self._triton_grpc, triton_http=self._triton_http,
             http_port=http_port, grpc_port=grpc_port,
             log_path=self.run_dir / f"router-{name}.log", robot_keys=self.robot_key,
             admin_key=self.admin_key, redis_url=self._fresh_redis_url(),
-            name=f"eval-{name}", startup_timeout_s=120.0))
+            name=f"eval-{name}", startup_timeout_s=120.0)
         with process:
             url = f"http://127.0.0.1:{http_port}"
             yield RouterEndpoint(url, f"127.0.0.1:{grpc_port}", self.robot_key, self.admin_key,

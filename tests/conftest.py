@@ -18,9 +18,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from deploy.local.faults import FaultFile
-from deploy.local.process import free_ports
-from deploy.local.triton import TritonPorts, triton_process
-from policies.repository import generate
+from deploy.local.local_stack import LocalStack, StackOptions
+from deploy.local.triton import TritonPorts
 from policies.serving.manifest import Manifest, load_artifacts, task_id
 
 # Redis, contracts and router processes: shared by router, client, evaluation and deploy tests.
@@ -159,22 +158,13 @@ class TritonServer:
 def triton(
     tmp_path_factory: pytest.TempPathFactory, standin_artifacts: Path
 ) -> Iterator[TritonServer]:
-    base = tmp_path_factory.mktemp("triton")
-    artifacts = served_artifacts(standin_artifacts)
-    fault_dir = base / "faults"
-    fault_dir.mkdir()
-    generate(artifacts, base / "model_repository", "cpu", fault_dir)
-    http, grpc, metrics = free_ports(3)
-    server = TritonServer(
-        ports=TritonPorts(http=http, grpc=grpc, metrics=metrics),
-        repository=base / "model_repository",
-        artifacts=artifacts,
-        fault_dir=fault_dir,
-        log_path=base / "tritonserver.log",
-    )
-    process = triton_process(server.repository, server.log_path, server.ports)
-    with process:
-        yield server
+    """The stack's Triton alone (a `LocalStack` without Redis), on free ports."""
+    stack = LocalStack(StackOptions(run_dir=tmp_path_factory.mktemp("triton"),
+                                    artifacts=served_artifacts(standin_artifacts), redis=False))
+    with stack:
+        yield TritonServer(ports=stack.triton_ports, repository=stack.repository,
+                           artifacts=served_artifacts(standin_artifacts),
+                           fault_dir=stack.fault_dir, log_path=stack.run_dir / "tritonserver.log")
 
 
 @pytest.fixture

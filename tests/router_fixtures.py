@@ -13,8 +13,8 @@ import httpx
 import pytest
 import yaml
 
-from deploy.local.process import ManagedProcess, free_port
-from deploy.local.redis import redis_process
+from deploy.local.local_stack import LocalStack, StackOptions
+from deploy.local.process import ManagedProcess, free_ports
 from deploy.local.router import RouterLaunch, router_process
 from policies.serving.manifest import load_artifacts
 
@@ -35,10 +35,12 @@ class RedisServer:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    port = free_port()
-    process = redis_process(tmp_path_factory.mktemp("redis"), port=port)
-    with process:
-        yield RedisServer(process, port)
+    """The stack's redis-server alone (a `LocalStack` without Triton), on a free port."""
+    stack = LocalStack(StackOptions(run_dir=tmp_path_factory.mktemp("redis"), triton=False))
+    if not stack.use_redis:
+        pytest.fail("redis-server is not installed: run scripts/install_system_deps.sh")
+    with stack:
+        yield RedisServer(stack.processes[0], stack.redis_port)
 
 
 def contract_dict(artifacts: Path, table: Path, version: str = "test-1") -> dict[str, Any]:
@@ -136,7 +138,7 @@ def start_router(tmp_path: Path, triton: Any, contract_files: ContractFiles
 
     def start(redis_url: str | None = None, contract: Path | None = None,
               **settings: Any) -> RouterProcess:
-        http_port, grpc_port = free_port(), free_port()
+        http_port, grpc_port = free_ports(2)
         process = router_process(RouterLaunch(
             contract=contract or contract_files.folder / "contract.yaml",
             triton_grpc=triton.grpc_url, triton_http=triton.http_url, http_port=http_port,

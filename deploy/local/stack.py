@@ -22,15 +22,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
-from deploy.local.ports import PortBusy, check_free, wait_free
+from deploy.local.local_stack import LocalStack, StackOptions
+from deploy.local.ports import PortBusy
 from deploy.local.process import ManagedProcess, http_ok
-from deploy.local.redis import redis_process
-from deploy.local.router import RouterLaunch, router_process
-from deploy.local.supervisor import Component, Supervisor
-from deploy.local.triton import TritonPorts, triton_process
+from deploy.local.triton import TritonPorts
 
 RUN_DIR = Path(".run")
 # Development keys for a local stack only; any real deployment sets its own (see README).
@@ -42,16 +40,15 @@ DEV_ADMIN_KEY = "dev-admin-key"
 TRITON_ARGS = ("--exit-timeout-secs=3", "--model-control-mode=explicit", "--load-model=*")
 
 
-def stack_router(contract: Path, triton: TritonPorts, redis_url: str | None, http_port: int,
-                 grpc_port: int, run_dir: Path = RUN_DIR) -> ManagedProcess:
-    return router_process(RouterLaunch(
-        contract=contract, triton_grpc=f"127.0.0.1:{triton.grpc}",
-        triton_http=f"127.0.0.1:{triton.http}", http_port=http_port, grpc_port=grpc_port,
-        log_path=run_dir / "router.log",
+def stack_router(stack: LocalStack, contract: Path, http_port: int, grpc_port: int
+                 ) -> ManagedProcess:
+    return stack.router(
+        contract=contract, http_port=http_port, grpc_port=grpc_port,
+        log_path=stack.run_dir / "router.log",
         robot_keys=os.environ.get("ROUTER_API_KEYS", DEV_ROBOT_KEY),
-        admin_key=os.environ.get("ROUTER_ADMIN_KEY", DEV_ADMIN_KEY), redis_url=redis_url,
+        admin_key=os.environ.get("ROUTER_ADMIN_KEY", DEV_ADMIN_KEY),
         drain_s=float(os.environ.get("ROUTER_DRAIN_S", "1")),  # Ctrl-C: 1 s not ready, serving
-        ready_path="/healthz"))
+        ready_path="/healthz")
 
 
 def example_key(keys: str) -> str:
@@ -72,64 +69,51 @@ def curl_example(http_port: int, key: str) -> str:
     )
 
 
-def stack_ports(args: argparse.Namespace, ports: TritonPorts) -> dict[str, int]:
-    wanted = {"Triton HTTP": ports.http, "Triton gRPC": ports.grpc,
-              "Triton metrics": ports.metrics, "router HTTP": args.http_port,
-              "router gRPC": args.grpc_port}
-    if not args.no_redis and shutil.which("redis-server"):
-        wanted["redis-server"] = args.redis_port
-    if not args.no_prometheus and shutil.which("prometheus"):
-        wanted["Prometheus"] = 9090
-    return wanted
+def stack_options(args: argparse.Namespace) -> StackOptions:
+    return StackOptions(
+        run_dir=args.run_dir, repository=args.repository,
+        triton_ports=TritonPorts(args.triton_http_port, args.triton_grpc_port,
+                                 args.triton_metrics_port),
+        triton_args=TRITON_ARGS, redis=not args.no_redis, redis_port=args.redis_port,
+        supervise=True)
 
 
 @contextmanager
-def running_stack(args: argparse.Namespace) -> Iterator[Supervisor]:
+def running_stack(args: argparse.Namespace) -> Iterator[LocalStack]:
     """Start every component, supervised; stop them all (reverse order) on exit."""
-    ports = TritonPorts(args.triton_http_port, args.triton_grpc_port, args.triton_metrics_port)
-    wanted = stack_ports(args, ports)
-    check_free(wanted)  # PortBusy: one line, before anything starts
-    supervisor = Supervisor(lambda line: print(line, file=sys.stderr, flush=True),
-                            args.run_dir / "supervisor.json")
-    with ExitStack() as stack:
-        def start(process: ManagedProcess, component: Component | None = None) -> None:
-            print(f"starting {process.name} (log {process.log_path}) ...", flush=True)
-            stack.enter_context(process)
-            supervisor.watch(component or Component(process))
-
-        triton = triton_process(args.repository, args.run_dir / "tritonserver.log", ports,
-                                extra_args=TRITON_ARGS)
-        start(triton, Component(triton, before_restart=triton.reap_group))
-        redis_url = None
-        if "redis-server" in wanted:
-            start(redis_process(args.run_dir / "redis", port=args.redis_port))
-            redis_url = f"redis://127.0.0.1:{args.redis_port}/0"
-        start(stack_router(args.contract, ports, redis_url, args.http_port, args.grpc_port,
-                           args.run_dir))
+    stack = LocalStack(stack_options(args))
+    extra = {"router HTTP": args.http_port, "router gRPC": args.grpc_port}
+    prometheus = not args.no_prometheus and shutil.which("prometheus") is not None
+    if prometheus:
+        extra["Prometheus"] = 9090
+    stack.start(extra_ports=extra)  # PortBusy: one line, before anything starts
+    try:
+        stack.add(stack_router(stack, args.contract, args.http_port, args.grpc_port))
         prometheus_url = None
-        if "Prometheus" in wanted:
+        if prometheus:
             from deploy.local.prometheus import local_prometheus
 
-            start(local_prometheus(args.run_dir / "prometheus",
-                                   router=(f"127.0.0.1:{args.http_port}",),
-                                   triton=(f"127.0.0.1:{ports.metrics}",)))
+            stack.add(local_prometheus(args.run_dir / "prometheus",
+                                       router=(f"127.0.0.1:{args.http_port}",),
+                                       triton=(f"127.0.0.1:{stack.triton_ports.metrics}",)))
             prometheus_url = "http://127.0.0.1:9090"
-        # Stop watching before the ExitStack stops the components (each watcher also ends by
-        # itself when its process is stopped on purpose, e.g. if a later start fails).
-        stack.callback(supervisor.stop)
         key = example_key(os.environ.get("ROUTER_API_KEYS", DEV_ROBOT_KEY))
+        ports = stack.triton_ports
         print("\nStack is up:")
         print(f"  Triton      HTTP http://127.0.0.1:{ports.http}  gRPC 127.0.0.1:{ports.grpc}  "
               f"metrics http://127.0.0.1:{ports.metrics}/metrics")
-        print(f"  Redis       {redis_url or '(not installed: router uses its embedded store)'}")
+        redis = stack.redis_url or "(not installed: router uses its embedded store)"
+        print(f"  Redis       {redis}")
         print(f"  Router      HTTP http://127.0.0.1:{args.http_port}  "
               f"gRPC 127.0.0.1:{args.grpc_port}  metrics /metrics")
         if prometheus_url:
             print(f"  Prometheus  {prometheus_url}")
         print(f"\nTry:\n{curl_example(args.http_port, key)}\n", flush=True)
-        yield supervisor
+        yield stack
         print("\nstopping ...", flush=True)
-    busy = wait_free(wanted)
+    finally:
+        stack.stop()
+    busy = stack.wait_ports_free(extra)
     if busy:
         print(f"still busy after stopping: {', '.join(busy)}", file=sys.stderr)
 

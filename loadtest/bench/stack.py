@@ -9,7 +9,6 @@ The model repository is generated with fault injection: each policy model re-rea
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -21,12 +20,8 @@ from typing import Any
 import httpx
 import yaml
 
-from deploy.local.faults import FaultFile
-from deploy.local.process import ManagedProcess, free_port, http_ok
-from deploy.local.redis import redis_process
-from deploy.local.router import RouterLaunch, router_process
-from deploy.local.triton import TritonPorts, triton_process
-from policies.repository import generate
+from deploy.local.local_stack import LocalStack, StackOptions
+from deploy.local.process import ManagedProcess, free_port, free_ports, http_ok
 from policies.serving.manifest import task_id
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,13 +31,6 @@ ADMIN_KEY = "bench-admin-key"
 # generalist, so that with declared tasks the router picks `specialist_<task>`, the same ensemble
 # the direct path calls, and the comparison measures the router, not a different model.
 SPECIALIST_RATE, GENERALIST_RATE = 0.99, 0.50
-
-
-def distinct_ports(count: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return sorted(ports)
 
 
 def calibration_table(tasks: list[str]) -> dict[str, Any]:
@@ -73,24 +61,30 @@ def bench_contract(base: Path, table: Path, hedging: bool, version: str) -> dict
 
 @dataclass
 class BenchStack:
+    """A `LocalStack` (Triton on a fault-injectable repository, Redis) plus the benchmark's
+    router, its contract and its calibration table."""
+
     root: Path  # <out>/stack
     artifacts: Path = REPO / "build" / "models" / "ci"
     base_contract: Path = REPO / "deploy" / "contracts" / "ci.yaml"
     use_redis: bool = True
     router_env: dict[str, str] = field(default_factory=dict)  # extra ROUTER_* settings
-    _procs: list[ManagedProcess] = field(default_factory=list, init=False)
     _router: ManagedProcess | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
-        http, grpc, metrics, r_http, r_grpc, redis = distinct_ports(6)
-        self.triton_ports = TritonPorts(http=http, grpc=grpc, metrics=metrics)
-        self.router_http_port, self.router_grpc_port, self.redis_port = r_http, r_grpc, redis
-        self.fault_dir = self.root / "faults"
+        self.local = LocalStack(StackOptions(run_dir=self.root, artifacts=self.artifacts,
+                                             redis=self.use_redis))
+        self.triton_ports = self.local.triton_ports
+        self.router_http_port, self.router_grpc_port = free_ports(2)
+        self.fault_dir = self.local.fault_dir
         self.contract_path = self.root / "contract.yaml"
-        self.redis_url: str | None = None
 
     # -- addresses ----------------------------------------------------------------------------
+    @property
+    def redis_url(self) -> str | None:
+        return self.local.redis_url
+
     @property
     def router_url(self) -> str:
         return f"http://127.0.0.1:{self.router_http_port}"
@@ -101,11 +95,11 @@ class BenchStack:
 
     @property
     def triton_grpc(self) -> str:
-        return f"127.0.0.1:{self.triton_ports.grpc}"
+        return self.local.triton_grpc
 
     @property
     def triton_http(self) -> str:
-        return f"http://127.0.0.1:{self.triton_ports.http}"
+        return f"http://{self.local.triton_http}"
 
     @property
     def manifest(self) -> Path:
@@ -121,49 +115,32 @@ class BenchStack:
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.fault_dir.mkdir(exist_ok=True)
-        self.clear_faults()
-        generate(self.artifacts, self.root / "model_repository", "cpu", self.fault_dir)
         table = self.root / "calibration-bench.json"
         table.write_text(json.dumps(calibration_table(self.tasks()), indent=2))
         self.write_contract(hedging=False)
+        self.local.start()
         try:
-            self._start(triton_process(self.root / "model_repository",
-                                       self.root / "tritonserver.log", self.triton_ports))
-            if self.use_redis and shutil.which("redis-server"):
-                self._start(redis_process(self.root / "redis", port=self.redis_port))
-                self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
-            self._router = self._start(self._router_process())
+            self._router = self.local.add(self._router_process())
         except BaseException:
             self.stop()
             raise
 
-    def _start(self, proc: ManagedProcess) -> ManagedProcess:
-        print(f"[bench] starting {proc.name} (log {proc.log_path})", file=sys.stderr, flush=True)
-        proc.start()
-        self._procs.append(proc)
-        return proc
-
     def _router_process(self) -> ManagedProcess:
-        return router_process(RouterLaunch(
-            contract=self.contract_path, triton_grpc=self.triton_grpc,
-            triton_http=self.triton_http, http_port=self.router_http_port,
+        return self.local.router(
+            contract=self.contract_path, http_port=self.router_http_port,
             grpc_port=self.router_grpc_port, log_path=self.root / "router.log",
-            robot_keys=ROBOT_KEY, admin_key=ADMIN_KEY, redis_url=self.redis_url,
-            name="bench-router", settings=self.router_env))
+            robot_keys=ROBOT_KEY, admin_key=ADMIN_KEY, name="bench-router",
+            settings=self.router_env)
 
     def restart_router(self, workers: int) -> None:
         """The router again, with `workers` processes on the same ports (same store)."""
         if self._router is not None:
-            self._router.stop()
-            self._procs.remove(self._router)
+            self.local.remove(self._router)
         self.router_env["ROUTER_WORKERS"] = str(workers)
-        self._router = self._start(self._router_process())
+        self._router = self.local.add(self._router_process())
 
     def stop(self) -> None:
-        for proc in reversed(self._procs):
-            proc.stop()
-        self._procs.clear()
+        self.local.stop()
         self._router = None
 
     def __enter__(self) -> BenchStack:
@@ -200,10 +177,10 @@ class BenchStack:
         return reply
 
     def set_fault(self, policy_model: str, delay_ms: float, delay_prob: float) -> None:
-        FaultFile(self.fault_dir).set(policy_model, delay_ms, delay_prob)
+        self.local.faults.set(policy_model, delay_ms, delay_prob)
 
     def clear_faults(self) -> None:
-        FaultFile(self.fault_dir).clear()
+        self.local.faults.clear()
 
     # -- the hand-written baseline proxy ------------------------------------------------------
     @contextmanager
