@@ -92,7 +92,7 @@ eval: setup models
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/mypy router_service clients/router_client loadtest
+	$(BIN)/mypy router_service clients/router_client loadtest ros2_bridge
 
 clean:
 	rm -rf build results .run

@@ -73,9 +73,9 @@ def _check_url(target: str, transport: str, url: str | None) -> None:
     if url is None:
         return
     has_scheme = "://" in url
-    if transport in ("http", "ws") and not url.startswith(("http://", "https://")):
+    if transport in ("http", "ws", "openpi", "kserve-http") and not url.startswith(("http://", "https://")):
         raise UsageError(f"{target} over {transport} needs an http:// URL, got {url!r}")
-    if transport in ("grpc", "grpc-stream") and has_scheme:
+    if transport in ("grpc", "grpc-stream", "kserve-grpc") and has_scheme:
         raise UsageError(f"{target} over grpc takes host:port, got {url!r}")
 
 

@@ -22,8 +22,10 @@ def _target_flags(p: argparse.ArgumentParser, multi: bool) -> None:
     p.add_argument(
         "--target", help="router | direct | baseline" + (" (comma list)" if multi else "")
     )
-    p.add_argument("--transport", choices=["http", "grpc", "ws", "grpc-stream"],
-                   help="ws / grpc-stream: the router's session APIs (one session per robot)")
+    p.add_argument("--transport", choices=["http", "grpc", "ws", "grpc-stream", "openpi",
+                                           "kserve-grpc", "kserve-http"],
+                   help="ws / grpc-stream: the router's session APIs (one session per robot); "
+                        "openpi, kserve-grpc, kserve-http: the third-party client protocols")
     p.add_argument(
         "--url",
         action="append",

@@ -37,7 +37,7 @@ def pick_loop(kind: LoopKind, transport: str) -> LoopKind:
     # grpc.aio is supported on the default asyncio loop; HTTP clients gain from uvloop.
     if kind != "auto":
         return kind
-    if transport in ("grpc", "grpc-stream"):
+    if transport in ("grpc", "grpc-stream", "kserve-grpc"):
         return "asyncio"
     try:
         import uvloop  # noqa: F401

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 TargetName = Literal["router", "direct-triton", "baseline-proxy"]
 # ws and grpc-stream: one session per robot (WebSocket /v1/act/stream, gRPC StreamAct); router only
-Transport = Literal["http", "grpc", "ws", "grpc-stream"]
+# openpi, kserve-grpc, kserve-http: the third-party client protocols (loadtest/targets/clients.py)
+Transport = Literal["http", "grpc", "ws", "grpc-stream", "openpi", "kserve-grpc", "kserve-http"]
 
 # Short names accepted on the command line (`--target direct`) next to the scenario spellings.
 TARGET_ALIASES: dict[str, TargetName] = {

@@ -32,7 +32,7 @@ from router_service.forwarding import ForwardResult, Query
 from router_service.keys import RobotKey
 from router_service.records import CandidateRecord, DecisionRecord, EpisodeLease
 from router_service.runtime import ActiveContract, RouterRuntime
-from router_service.scoring import Candidate, Decision, decide, score_candidates
+from router_service.scoring import Candidate, Decision, decide, requested, score_candidates
 
 NO_ROUTE = "none"  # route label of requests refused before routing
 RECENT_DECISIONS = 50_000  # decisions feedback can name by decision_id
@@ -50,6 +50,9 @@ class ActInput:
     received_at: float  # time.monotonic() when the handler started
     key: RobotKey  # who is asking (authenticated by the transport); no default on purpose
     queued_s: float = 0.0  # estimated time the request waited in the router before that
+    # A route the client asked for by name (KServe facade: the model name); it still falls back
+    # along its chain when it cannot answer. None: scored as usual.
+    route: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +174,8 @@ class ActEngine:
         candidates = score_candidates(contract, task, remaining_ms, predicted, usable,
                                       inferred=probs is not None)
         self._shed_if_late_in_queue(candidates, budget, remaining_ms)
-        decision = decide(contract, candidates, confidence, sticky)
+        decision = requested(candidates, req.route) or decide(
+            contract, candidates, confidence, sticky)
         active.decision_counter(task, decision.route, decision.reason).inc()
         scoring_done = time.monotonic()
 

@@ -106,6 +106,15 @@ class RouterMetrics:
         self.contract_reloads = Counter(
             "router_contract_reloads", "Contract reload attempts", ["result"], registry=r
         )
+        # Session transports for third-party clients (transport: openpi, ...).
+        self.sessions = Counter(
+            "router_sessions", "Client sessions by transport and event (opened, closed)",
+            ["transport", "event"], registry=r,
+        )
+        self.protocol_errors = Counter(
+            "router_protocol_errors", "Handshakes and frames a session transport refused, by "
+            "error code", ["transport", "code"], registry=r,
+        )
 
     def set_contract(self, version: str) -> None:
         # Zero the old version first: with several workers the value lives in a shared file

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from router_service.contract import HOLD_ROUTE, Contract, PolicySpec
+from router_service.errors import InvalidRequest
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,19 @@ def score_candidates(
             )
         )
     return tuple(out)
+
+
+def requested(candidates: tuple[Candidate, ...], route: str | None) -> Decision | None:
+    """The route a client asked for by name, while it is usable; else None and the request is
+    scored (a route whose circuit is open is not worth the wait: its fallback would answer).
+    Its latency is not second-guessed: the client named it knowing what it costs."""
+    if route is None:
+        return None
+    chosen = next((c for c in candidates if c.route == route), None)
+    if chosen is None:
+        raise InvalidRequest(f"route {route!r} does not serve this request's task",
+                             field="route")
+    return Decision(route, "requested", candidates) if chosen.usable else None
 
 
 def decide(

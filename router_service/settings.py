@@ -45,6 +45,18 @@ class RouterSettings(BaseSettings):
     readiness_cache_s: float = 1.0
     health_poll_s: float = 2.0
 
+    # LeRobot async inference (router_service/lerobot/, docs/clients/lerobot.md). Its client
+    # sends no credentials: whoever reaches this port acts as `lerobot_robot_id` with the robot
+    # key whose key_id is `lerobot_key_id`. Off, and on localhost only, unless told otherwise.
+    lerobot_enabled: bool = False
+    lerobot_host: str = "127.0.0.1"
+    lerobot_port: int = Field(default=8090, ge=1, le=65535)
+    lerobot_key_id: str | None = None
+    lerobot_robot_id: str = Field(default="lerobot-1", pattern=r"^[A-Za-z0-9_.:\-]{1,128}$")
+    lerobot_max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)  # one observation
+    lerobot_poll_s: float = Field(default=2.0, gt=0.0, le=30.0)  # GetActions' longest wait
+    lerobot_similar_atol: float = Field(default=1.0, ge=0.0)  # LeRobot's similarity filter
+
     @model_validator(mode="after")
     def _workers_share_a_store(self) -> RouterSettings:
         if self.workers > 1 and not self.redis_url:

@@ -17,7 +17,8 @@ from loadtest.bench.runs import load_json, run_row
 from loadtest.bench.stack import settle
 
 CPU_RATES_ROBOTS = (8, 20)  # x 50 Hz: 400 and 1,000 requests/s, the rates the issue quotes
-SESSION_PATHS = ("router-http", "router-grpc", "router-ws", "router-grpc-stream")
+SESSION_PATHS = ("router-http", "router-grpc", "router-ws", "router-grpc-stream",
+                 "router-openpi", "router-kserve-http", "router-kserve-grpc")
 _TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
 
 

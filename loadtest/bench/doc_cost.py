@@ -14,6 +14,9 @@ from loadtest.bench.fmt import pct as _pct
 PATH_NAMES = {"direct-grpc": "direct Triton (KServe gRPC)", "router-http": "router (HTTP)",
               "router-grpc": "router (gRPC)", "router-ws": "router (WebSocket session)",
               "router-grpc-stream": "router (gRPC StreamAct session)",
+              "router-openpi": "router (openpi websocket, msgpack)",
+              "router-kserve-http": "router (KServe v2 HTTP, binary tensors)",
+              "router-kserve-grpc": "router (KServe v2 gRPC ModelInfer)",
               "floor": "floor: FastAPI + one unary gRPC call"}
 
 

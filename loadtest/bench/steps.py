@@ -61,6 +61,13 @@ class Bench:
             "router-ws": ["--target", "router", "--transport", "ws", "--url", s.router_url],
             "router-grpc-stream": ["--target", "router", "--transport", "grpc-stream", "--url",
                                    s.router_grpc],
+            # issue 12's third-party client protocols, next to the native API
+            "router-openpi": ["--target", "router", "--transport", "openpi", "--url",
+                              s.router_url],
+            "router-kserve-http": ["--target", "router", "--transport", "kserve-http", "--url",
+                                   s.router_url],
+            "router-kserve-grpc": ["--target", "router", "--transport", "kserve-grpc", "--url",
+                                   s.router_grpc],
         }[path]
 
     def paths(self) -> list[str]:
@@ -70,7 +77,9 @@ class Bench:
     def all_paths(self) -> list[str]:
         """What the latency comparison runs: also the router's session transports."""
         sessions = ["router-ws"] + (["router-grpc-stream"] if self.grpc_router else [])
-        return [*self.paths(), *sessions]
+        clients = ["router-openpi", "router-kserve-http"] + (
+            ["router-kserve-grpc"] if self.grpc_router else [])
+        return [*self.paths(), *sessions, *clients]
 
     def flags(self, out_dir: Path, plot: bool = True) -> list[str]:
         return common_flags(self.stack.manifest, out_dir, plot)

@@ -11,6 +11,7 @@ from loadtest.observations import F32
 from loadtest.scenario import Scenario
 from loadtest.schedule import Plan
 from loadtest.targets.base import Outcome, PlanLists, Target, TargetOptions, TargetUnavailable
+from loadtest.targets.clients import KServeGrpcTarget, KServeHttpTarget, OpenpiTarget
 from loadtest.targets.kserve import EnsembleChoice, ManifestError, choose_ensembles
 from loadtest.targets.router import RouterGrpcTarget, RouterHttpTarget
 from loadtest.targets.sessions import RouterGrpcStreamTarget, RouterWsTarget
@@ -26,6 +27,8 @@ __all__ = [
 ]
 
 DEFAULT_BASELINE_URL = "http://127.0.0.1:8090"
+CLIENT_TARGETS: dict[str, type[OpenpiTarget | KServeGrpcTarget | KServeHttpTarget]] = {
+    "openpi": OpenpiTarget, "kserve-grpc": KServeGrpcTarget, "kserve-http": KServeHttpTarget}
 
 
 class BaselineBodies:
@@ -62,9 +65,11 @@ def make_target(scenario: Scenario, plan: Plan, pool: F32, options: TargetOption
             return RouterGrpcStreamTarget(scenario, lists, options)
         if scenario.transport == "ws":
             return RouterWsTarget(scenario, lists, options)
+        if scenario.transport in CLIENT_TARGETS:
+            return CLIENT_TARGETS[scenario.transport](scenario, lists, options)
         return RouterHttpTarget(scenario, lists, options)
-    if scenario.transport in ("ws", "grpc-stream"):
-        raise ValueError(f"transport {scenario.transport} is the router's session API only")
+    if scenario.transport in ("ws", "grpc-stream", *CLIENT_TARGETS):
+        raise ValueError(f"transport {scenario.transport} is the router's own API only")
     choice = choose_ensembles(scenario, Path(options.manifest) if options.manifest else None)
     if scenario.target == "direct-triton":
         if scenario.transport == "grpc":

@@ -20,6 +20,7 @@ from router_service.engine import ActEngine, ActInput, ActReply
 from router_service.errors import ClientError, Overloaded, RouterError
 from router_service.http_api.responses import note_error
 from router_service.keys import RobotKey
+from router_service.kserve.grpc_service import add_kserve_service
 from router_service.settings import RouterSettings
 
 SERVICE_NAME = "robotrouter.v1.PolicyRouter"
@@ -160,6 +161,7 @@ async def start_grpc_server(engine: ActEngine, settings: RouterSettings) -> grpc
             servicer.StreamAct, request_deserializer=parse_request,
             response_serializer=serialize),
     }),))
+    add_kserve_service(server, engine)  # KServe v2 / Triton's GRPCInferenceService
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)

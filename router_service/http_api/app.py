@@ -15,10 +15,11 @@ from fastapi import FastAPI
 from router_service.auth import ApiKeys
 from router_service.engine import ActEngine
 from router_service.errors import RouterError
-from router_service.http_api import act, contract, feedback, health, stream
+from router_service.http_api import act, contract, feedback, health, openpi, stream
 from router_service.http_api.fast_path import LeanActPath
 from router_service.http_api.responses import router_error_handler
 from router_service.keys import describe
+from router_service.kserve import http_routes as kserve_http
 from router_service.runtime import RouterRuntime
 from router_service.settings import RouterSettings
 
@@ -41,6 +42,11 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         engine = ActEngine(runtime, api_keys)
         app.state.runtime, app.state.engine = runtime, engine
         grpc_server = await start_grpc_server(engine, settings) if settings.grpc_port else None
+        lerobot_server = None  # LeRobot's AsyncInference (no auth: off unless enabled)
+        if settings.lerobot_enabled:
+            from router_service.lerobot.server import start_lerobot_server
+
+            lerobot_server = await start_lerobot_server(engine, settings)
         # Everything built at start-up (models, clients, contract) lives as long as the process:
         # move it out of the collector's sight so full collections stay short under load.
         gc.collect()
@@ -48,6 +54,8 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if lerobot_server is not None:
+                await lerobot_server.stop(grace=1.0)
             if grpc_server is not None:
                 await grpc_server.stop(grace=2.0)
             await runtime.close()
@@ -56,7 +64,7 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.api_keys = api_keys
     app.add_exception_handler(RouterError, router_error_handler)
-    for module in (act, stream, feedback, contract, health):
+    for module in (act, stream, openpi, feedback, contract, health, kserve_http):
         app.include_router(module.router)
     return app
 
