@@ -32,10 +32,18 @@ from loadtest.targets.base import (
     grpc_error_kind,
     http_error_kind,
 )
-from loadtest.targets.router import DEFAULT_GRPC_URL, DEFAULT_HTTP_URL, RouterHttpTarget
+from loadtest.targets.router import (
+    DEFAULT_GRPC_URL,
+    DEFAULT_HTTP_URL,
+    RouterHttpTarget,
+    router_outcome,
+)
 from router_service.errors import UpstreamError, UpstreamTimeout
 
 ROUTE_MODEL = "route"
+# An error frame's code -> the HTTP status it stands for (as /v1/act would answer)
+WS_ERROR_STATUS = {"overloaded": 503, "deadline_expired": 408, "unauthorized": 401,
+                   "rate_limited": 429, "forbidden": 403}
 
 
 def _np_frame(row: list[float]) -> dict[bytes, Any]:
@@ -96,8 +104,13 @@ class OpenpiTarget:
             return Outcome("client_timeout", error_kind="deadline")
         except (WebSocketException, OSError):
             return Outcome("transport_error", error_kind="transport")
-        if isinstance(raw, str):  # openpi's error frame; the server closes after it
-            return Outcome("http_422", error_kind="client", error_code=raw[:40])
+        if isinstance(raw, str):  # an error frame: the router's JSON error body
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return Outcome("bad_response", error_kind="bad_response")
+            code = str((data.get("error") or {}).get("code"))
+            return router_outcome(WS_ERROR_STATUS.get(code, 422), data)
         reply = msgpack.unpackb(raw)
         if "actions" not in reply:
             return Outcome("bad_response", error_kind="bad_response")
