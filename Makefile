@@ -15,12 +15,13 @@ GPU_REPOSITORY := build/gpu_model_repository/$(PANEL)
 REPO_STAMP := build/.repository-$(PANEL)
 
 .PHONY: help setup system-deps venv models repository gpu-repository up test test-faults test-fast lint \
-	loadtest bench demo eval clean
+	loadtest bench demo eval clean test-lerobot
 
 help:
 	@echo "make up          serve Triton + Redis + router (Ctrl-C stops everything)"
 	@echo "make test        run the test suite against real tritonserver/redis/prometheus"
 	@echo "make test-faults fault scenarios (SIGSTOP Triton, unload a model, kill Redis/router)"
+	@echo "make test-lerobot LeRobot 0.6.1's real robot client against the router (own 3.12 venv)"
 	@echo "make models      collect demos, train, export ONNX for PANEL=$(PANEL)"
 	@echo "make lint        ruff + mypy --strict"
 	@echo "make demo        short closed-loop evaluation of the ci panel through the router"
@@ -62,8 +63,8 @@ gpu-repository: $(MODELS_STAMP)
 up: setup repository
 	$(BIN)/python -m deploy.local.stack up --panel $(PANEL) --repository $(REPOSITORY)
 
-test: setup repository
-	$(BIN)/python -m pytest -m "not faults"
+test: setup repository $(LEROBOT_VENV)/.installed
+	$(LEROBOT_ENV) $(BIN)/python -m pytest -m "not faults"
 
 # The fault scenarios (tests/deploy/test_deploy_faults.py); kill -9 of Triton is in `make test`.
 test-faults: setup repository
@@ -71,6 +72,24 @@ test-faults: setup repository
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
+
+# LeRobot 0.6.1's real RobotClient against the router (tests/router_service/test_lerobot_client_e2e.py)
+# in its own venv: LeRobot needs Python >= 3.12 (about 5 GB with torch; ~2 min to install here).
+LEROBOT_VENV := build/lerobot-venv
+PYTHON_LEROBOT ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) \
+	$(shell command -v python3.12 python3.13 2>/dev/null))
+$(LEROBOT_VENV)/.installed: requirements-lerobot.lock
+	@test -n "$(PYTHON_LEROBOT)" || { echo "LeRobot needs Python >= 3.12: set PYTHON_LEROBOT"; exit 1; }
+	$(PYTHON_LEROBOT) -m venv $(LEROBOT_VENV)
+	$(LEROBOT_VENV)/bin/pip install -q -r requirements-lerobot.lock
+	@touch $@
+
+# Set for make test too: with it set, a missing LeRobot venv fails the test instead of skipping.
+LEROBOT_ENV := LEROBOT_PYTHON=$(abspath $(LEROBOT_VENV))/bin/python
+
+test-lerobot: setup repository $(LEROBOT_VENV)/.installed
+	$(LEROBOT_ENV) $(BIN)/python -m pytest \
+		tests/router_service/test_lerobot_client_e2e.py tests/router_service/test_lerobot_e2e.py
 
 loadtest: setup repository
 	ROUTER_API_KEY=$${ROUTER_API_KEY:-dev-robot-key} $(BIN)/python -m deploy.local.stack exec \

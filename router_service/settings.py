@@ -53,7 +53,7 @@ class RouterSettings(BaseSettings):
     lerobot_port: int = Field(default=8090, ge=1, le=65535)
     lerobot_key_id: str | None = None
     lerobot_robot_id: str = Field(default="lerobot-1", pattern=r"^[A-Za-z0-9_.:\-]{1,128}$")
-    lerobot_max_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)  # one observation
+    lerobot_max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # one observation
     lerobot_poll_s: float = Field(default=2.0, gt=0.0, le=30.0)  # GetActions' longest wait
     lerobot_similar_atol: float = Field(default=1.0, ge=0.0)  # LeRobot's similarity filter
 

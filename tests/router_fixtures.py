@@ -20,7 +20,7 @@ from policies.serving.manifest import load_artifacts
 
 ROBOT_KEY = "test-robot-key"
 ADMIN_KEY = "test-admin-key"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
