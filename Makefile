@@ -13,6 +13,8 @@ MODELS_STAMP := $(ARTIFACTS)/.built
 REPOSITORY := build/model_repository/$(PANEL)
 GPU_REPOSITORY := build/gpu_model_repository/$(PANEL)
 REPO_STAMP := build/.repository-$(PANEL)
+# LeRobot's real robot client needs Python >= 3.12: its own venv (see test-lerobot below).
+LEROBOT_VENV := build/lerobot-venv
 
 .PHONY: help setup system-deps venv models repository gpu-repository up test test-faults test-fast lint \
 	loadtest bench demo eval clean test-lerobot
@@ -75,7 +77,6 @@ test-fast: setup
 
 # LeRobot 0.6.1's real RobotClient against the router (tests/router_service/test_lerobot_client_e2e.py)
 # in its own venv: LeRobot needs Python >= 3.12 (about 5 GB with torch; ~2 min to install here).
-LEROBOT_VENV := build/lerobot-venv
 PYTHON_LEROBOT ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) \
 	$(shell command -v python3.12 python3.13 2>/dev/null))
 $(LEROBOT_VENV)/.installed: requirements-lerobot.lock
