@@ -175,6 +175,8 @@ def build(panel: Panel, out: Path, options: BuildOptions) -> BuildReport:
     eval_fields = asdict(eval_spec)
     if not extra:  # keeps the key of builds made before the field existed
         del eval_fields["extra_generalists"]
+    if panel.off_diagonal_episodes is None:  # likewise
+        del eval_fields["panel"]["off_diagonal_episodes"]
     eval_key = sha256_json(
         {
             "versions": {n: c.version for n, c in cards.items()},

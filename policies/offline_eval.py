@@ -181,9 +181,13 @@ def evaluate_task(models_dir: Path, spec: EvalSpec, task: str) -> list[CellOutco
     names = policy_names(spec.panel.tasks, spec.extra_generalists) + (
         [EXPERT_POLICY] if spec.include_expert else [])
     outcomes = []
+    own = f"specialist_{task_id(task)}"
     for name in names:
         policy = CellPolicy(name, models_dir, norm, spec, task)
-        cell = run_cell(envs, policy, spec.panel.tasks.index(task), spec.max_steps)
+        off_diagonal = name.startswith("specialist_") and name != own
+        cell_envs = (envs[:spec.panel.off_diagonal_episodes]
+                     if off_diagonal and spec.panel.off_diagonal_episodes else envs)
+        cell = run_cell(cell_envs, policy, spec.panel.tasks.index(task), spec.max_steps)
         outcomes.append(replace(cell, task=task))
     for env in envs:
         env.close()

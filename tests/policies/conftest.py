@@ -13,6 +13,15 @@ from policies.panel import Panel
 from policies.train import NormStats, PanelTensors
 
 TINY_TASKS = ("reach-v3", "pick-place-v3")  # the two fastest experts (~50 steps per episode)
+CI_ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "models" / "ci"
+
+
+@pytest.fixture(scope="session")
+def ci_artifacts() -> Path:
+    """The real ci build (`make test` builds it first)."""
+    if not (CI_ARTIFACTS / "manifest.json").exists():
+        pytest.skip("build/models/ci is missing: `make test` builds it (make models PANEL=ci)")
+    return CI_ARTIFACTS
 
 
 @pytest.fixture(scope="session")

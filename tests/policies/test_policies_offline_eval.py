@@ -78,3 +78,19 @@ def test_matrix_files_have_the_documented_columns(tmp_path: Path) -> None:
     assert tuple(rows[0]) == CSV_COLUMNS
     assert rows[1][:4] == ["reach-v3", "generalist", "30", "29"]
     assert float(rows[1][5]) == pytest.approx(row["ci95"][0])
+
+
+def test_off_diagonal_cells_are_subsampled_the_rest_kept(ci_artifacts: Path) -> None:
+    """panel30's recipe: a specialist on another task gets only the first few configurations;
+    the diagonal, the generalist and the classifier-conditioned generalist keep every one."""
+    from dataclasses import replace
+
+    from policies.offline_eval import EvalSpec, evaluate_task
+    from policies.panel import get_panel
+
+    panel = replace(get_panel("ci"), off_diagonal_episodes=2)
+    spec = EvalSpec(panel, episodes_per_cell=3, max_steps=5, include_expert=False)
+    episodes = {o.policy: o.episodes for o in evaluate_task(ci_artifacts, spec, "reach-v3")}
+    assert episodes.pop("specialist_reach_v3") == 3
+    assert episodes.pop("generalist") == 3 and episodes.pop(COMBINED_POLICY) == 3
+    assert episodes == {"specialist_pick_place_v3": 2, "specialist_peg_insert_side_v3": 2}

@@ -40,15 +40,7 @@ from policies.robustness_report import (
     RobustnessRow,
 )
 
-CI_ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "models" / "ci"
 SETTINGS = PerturbSettings()
-
-
-@pytest.fixture(scope="module")
-def ci_artifacts() -> Path:
-    if not (CI_ARTIFACTS / "manifest.json").exists():
-        pytest.skip("build/models/ci is missing: `make test` builds it (make models PANEL=ci)")
-    return CI_ARTIFACTS
 
 
 class RecordingEnv:
