@@ -438,6 +438,62 @@ def test_fuzz_http_infer_never_answers_5xx(router: RouterProcess, case: Case) ->
         assert isinstance(error, str) and error
 
 
+# What a client's mistake may get over gRPC; never INTERNAL or UNKNOWN (the router's fault).
+CLIENT_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+                grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                grpc.StatusCode.PERMISSION_DENIED}
+
+
+@st.composite
+def infer_request(draw: st.DrawFn) -> bytes:
+    """A `ModelInferRequest`, each field valid or not: models, tensors, raw contents and
+    parameters of every kind, serialised (what reaches the router's deserializer)."""
+    from tritonclient.grpc import service_pb2
+
+    tensors = [service_pb2.ModelInferRequest.InferInputTensor(
+        name=draw(st.sampled_from(["observation", "task_onehot", "x", ""])),
+        datatype=draw(st.sampled_from(["FP32", "FP64", "INT8", "BYTES", "BF16", "??"])),
+        shape=draw(st.lists(st.integers(-2, 40), max_size=3)))
+        for _ in range(draw(st.integers(0, 2)))]
+    raw = draw(st.lists(st.one_of(st.binary(max_size=200), st.just(STATE.tobytes())),
+                        max_size=2))
+    values = draw(st.dictionaries(st.sampled_from(
+        ["robot_id", "episode_id", "task", "deadline_ms", "timeout", "deadline_unix_ms", "z"]),
+        st.one_of(st.text(max_size=20), st.integers(-2**40, 2**40), st.booleans(),
+                  st.floats(allow_nan=True)), max_size=6))
+    params = {}
+    for name, value in values.items():
+        param = service_pb2.InferParameter()
+        if isinstance(value, bool):
+            param.bool_param = value
+        elif isinstance(value, int):
+            param.int64_param = value
+        elif isinstance(value, float):
+            param.double_param = value
+        else:
+            param.string_param = value
+        params[name] = param
+    request = service_pb2.ModelInferRequest(
+        model_name=draw(st.sampled_from(["route", SPEC, "generalist", "nope", ""])),
+        model_version=draw(st.sampled_from(["", "1", "2"])), inputs=tensors,
+        raw_input_contents=raw, parameters=params)
+    return bytes(request.SerializeToString())
+
+
+@CASES
+@given(raw=infer_request() | st.binary(max_size=300))
+def test_fuzz_grpc_infer_never_answers_internal(router: RouterProcess, raw: bytes) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{router.grpc_port}") as channel:
+        infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer")
+        try:
+            infer(raw, timeout=5.0, metadata=tuple(auth().items()))
+            event("OK")
+        except grpc.RpcError as err:
+            assert err.code() in CLIENT_CODES, (err.code(), err.details())
+            assert err.details()  # the reason, field first
+            event(err.code().name)
+
+
 def test_router_is_still_healthy(router: RouterProcess) -> None:
     assert httpx.get(f"{router.url}/readyz", timeout=5.0).status_code == 200
     refused = [line for line in router.metrics().splitlines()

@@ -14,6 +14,8 @@ from typing import Any
 import grpc
 import pytest
 import yaml
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from deploy.local.process import free_port
 from router_service.keys import digest, key_id_of
@@ -218,3 +220,48 @@ def test_hostile_malformed_and_oversized_messages_are_refused(
 
     stub.SendObservations(iter(chunks(fixture("timed_observation.pkl"), 2**20)), timeout=5)
     assert len(get_actions(stub)) == 3  # still serving
+
+
+CLIENT_CODES = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
+                grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+
+@st.composite
+def observation_stream(draw: st.DrawFn) -> list[services_pb2.Observation]:
+    """Chunks as LeRobot sends them, or not: random transfer states and bytes, or a recorded
+    observation cut, truncated or bit-flipped."""
+    recorded = fixture("timed_observation.pkl")
+    data = draw(st.one_of(
+        st.binary(max_size=400),
+        st.integers(1, len(recorded) - 1).map(lambda n: recorded[:n]),
+        st.tuples(st.integers(0, len(recorded) - 1), st.integers(1, 255)).map(
+            lambda ix: recorded[:ix[0]] + bytes([recorded[ix[0]] ^ ix[1]])
+            + recorded[ix[0] + 1:])))
+    size = draw(st.integers(1, 4096))
+    messages = chunks(data, size) if data else []
+    if draw(st.booleans()) and messages:  # scramble the transfer states
+        states = draw(st.lists(st.sampled_from([END, BEGIN, MIDDLE, 0, 7]),
+                               min_size=len(messages), max_size=len(messages)))
+        messages = [services_pb2.Observation(transfer_state=s, data=m.data)
+                    for s, m in zip(states, messages, strict=True)]
+    return messages
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(messages=observation_stream())
+def test_fuzz_send_observations_never_answers_internal(
+        lerobot_router: LeRobotRouter, messages: list[services_pb2.Observation]) -> None:
+    with lerobot_router.channel() as channel:
+        stub = async_inference(channel)
+        start_session(stub)
+        try:
+            stub.SendObservations(iter(messages), timeout=5)
+            event("accepted")
+        except grpc.RpcError as err:
+            assert err.code() in CLIENT_CODES, (err.code(), err.details())
+            assert err.details()
+            event(err.code().name)
+        # Whatever it was sent, the service still serves a real observation.
+        stub.SendObservations(iter(chunks(fixture("timed_observation.pkl"), 2**20)), timeout=5)
+        assert get_actions(stub)
