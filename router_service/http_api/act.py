@@ -25,13 +25,14 @@ DEADLINE_HEADER = "x-deadline-unix-ms"
 router = APIRouter(prefix="/v1", tags=["act"])
 
 
-def _header_deadline(value: str | None) -> float | None:
+def header_deadline(value: str | None) -> float | None:
+    """The `X-Deadline-Unix-Ms` header (every HTTP route that takes one)."""
     if value is None:
         return None
     try:
         return float(value)
     except ValueError:
-        raise InvalidRequest(f"{DEADLINE_HEADER} must be Unix time in ms, got {value!r}",
+        raise InvalidRequest(f"{DEADLINE_HEADER}: must be Unix time in ms, got {value[:40]!r}",
                              field=DEADLINE_HEADER) from None
 
 
@@ -67,7 +68,7 @@ async def act_json(engine: ActEngine, key: RobotKey, raw: bytes, received_at: fl
             body = parse_body(model, raw, engine.rt.settings.max_body_bytes)
             sequence = body.sequence if isinstance(body, StreamActBody) else None
             act_input = to_input(body, key, received_at, queued_s,
-                                 _header_deadline(deadline_header))
+                                 header_deadline(deadline_header))
         except RouterError as exc:
             engine.count_refusal(exc)
             raise

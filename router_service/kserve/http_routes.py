@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 import time
 import zlib
+from typing import Literal
 
 import orjson
 from fastapi import APIRouter, Request, Response
 
 from router_service.engine import ActInput
 from router_service.errors import InvalidRequest, PayloadTooLarge, RouterError
-from router_service.http_api.act import DEADLINE_HEADER
+from router_service.http_api.act import DEADLINE_HEADER, header_deadline
 from router_service.http_api.deps import Engine, Runtime
 from router_service.http_api.responses import note_error
 from router_service.http_api.schemas import read_body
@@ -79,16 +80,6 @@ def _inflate(raw: bytes, encoding: str | None, limit: int) -> bytes:
     return body
 
 
-def _header_deadline(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise InvalidRequest(f"{DEADLINE_HEADER}: must be Unix time in ms, got {value[:40]!r}",
-                             field=DEADLINE_HEADER) from None
-
-
 def _version(request: Request) -> str:
     """`/versions/{version}` when the path has it (read from the path, so that the plain
     path takes no `version` query parameter)."""
@@ -114,11 +105,18 @@ async def server_metadata() -> Response:
 @router.get("/models/{name}")
 @router.get("/models/{name}/versions/{version}")
 async def model_metadata(name: str, request: Request, runtime: Runtime) -> Response:
+    return _model_document(name, request, runtime, "metadata")
+
+
+def _model_document(name: str, request: Request, runtime: Runtime,
+                    part: Literal["metadata", "config"]) -> Response:
+    """A model's metadata or config, for a robot key (as `/v1/contract` is)."""
     try:
         request.app.state.api_keys.robot(request.headers.get("authorization"))
-        return _json(catalogue(runtime).model(name, _version(request)).metadata)
+        view = catalogue(runtime).model(name, _version(request))
     except RouterError as exc:
         return _error(runtime.metrics, exc)
+    return _json(view.metadata if part == "metadata" else view.config)
 
 
 @router.get("/models/{name}/ready")
@@ -135,11 +133,7 @@ async def model_ready(name: str, request: Request, runtime: Runtime) -> Response
 @router.get("/models/{name}/config")
 @router.get("/models/{name}/versions/{version}/config")
 async def model_config(name: str, request: Request, runtime: Runtime) -> Response:
-    try:
-        request.app.state.api_keys.robot(request.headers.get("authorization"))
-        return _json(catalogue(runtime).model(name, _version(request)).config)
-    except RouterError as exc:
-        return _error(runtime.metrics, exc)
+    return _model_document(name, request, runtime, "config")
 
 
 @router.post("/models/{name}/infer")
@@ -166,7 +160,7 @@ async def infer(name: str, request: Request, engine: Engine) -> Response:
                                      cat.active.contract.spec.state_dim)
             act = act_input(view, decoded.observation, call_params(decoded.parameters), key,
                             received_at, queued_s,
-                            header_unix_ms=_header_deadline(headers.get(DEADLINE_HEADER)))
+                            header_unix_ms=header_deadline(headers.get(DEADLINE_HEADER)))
             return act, decoded
 
         reply, decoded = await serve(engine, prepare)

@@ -21,22 +21,30 @@ PROTO = "router.proto"
 MYPY_HEADER = "# mypy: ignore-errors\n"
 
 
-def main() -> int:
+def compile_proto(here: Path, proto: str) -> int:
+    """protoc on `here/proto` into `here`, with the two edits above; 0 on success. Also used
+    for LeRobot's proto (router_service/lerobot/proto/regenerate.py)."""
     from grpc_tools import protoc  # imported here: only this development script needs it
 
-    args = ["protoc", f"-I{HERE}", f"--python_out={HERE}", f"--pyi_out={HERE}",
-            f"--grpc_python_out={HERE}", str(HERE / PROTO)]
+    args = ["protoc", f"-I{here}", f"--python_out={here}", f"--pyi_out={here}",
+            f"--grpc_python_out={here}", str(here / proto)]
     if protoc.main(args) != 0:
         return 1
-    grpc_module = HERE / "router_pb2_grpc.py"
+    stem = Path(proto).stem
+    grpc_module = here / f"{stem}_pb2_grpc.py"
+    alias = f"{stem}__pb2"
     grpc_module.write_text(grpc_module.read_text().replace(
-        "\nimport router_pb2 as router__pb2\n", "\nfrom . import router_pb2 as router__pb2\n"
+        f"\nimport {stem}_pb2 as {alias}\n", f"\nfrom . import {stem}_pb2 as {alias}\n"
     ))
-    for path in (HERE / "router_pb2.pyi", grpc_module):
+    for path in (here / f"{stem}_pb2.pyi", grpc_module):
         text = path.read_text()
         if not text.startswith(MYPY_HEADER):
             path.write_text(MYPY_HEADER + text)
     return 0
+
+
+def main() -> int:
+    return compile_proto(HERE, PROTO)
 
 
 if __name__ == "__main__":

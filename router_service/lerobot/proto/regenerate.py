@@ -19,34 +19,20 @@ import hashlib
 import sys
 from pathlib import Path
 
+from router_client.proto.regenerate import compile_proto
+
 HERE = Path(__file__).resolve().parent
 PROTO = "services.proto"
 PROTO_SHA256 = "a3c2c3aee953851f779f052815e7da2c398b2cbe367a47ec3b80cbad902aaef7"
-MYPY_HEADER = "# mypy: ignore-errors\n"
 
 
 def main() -> int:
-    from grpc_tools import protoc  # imported here: only this development script needs it
-
     digest = hashlib.sha256((HERE / PROTO).read_bytes()).hexdigest()
     if digest != PROTO_SHA256:
         print(f"{PROTO} is not LeRobot 0.6.1's (sha256 {digest}); update PROTO_SHA256 only "
               "with a file taken from a LeRobot release", file=sys.stderr)
         return 1
-    args = ["protoc", f"-I{HERE}", f"--python_out={HERE}", f"--pyi_out={HERE}",
-            f"--grpc_python_out={HERE}", str(HERE / PROTO)]
-    if protoc.main(args) != 0:
-        return 1
-    grpc_module = HERE / "services_pb2_grpc.py"
-    grpc_module.write_text(grpc_module.read_text().replace(
-        "\nimport services_pb2 as services__pb2\n",
-        "\nfrom . import services_pb2 as services__pb2\n",
-    ))
-    for path in (HERE / "services_pb2.pyi", grpc_module):
-        text = path.read_text()
-        if not text.startswith(MYPY_HEADER):
-            path.write_text(MYPY_HEADER + text)
-    return 0
+    return compile_proto(HERE, PROTO)
 
 
 if __name__ == "__main__":
