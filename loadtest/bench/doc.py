@@ -154,7 +154,9 @@ def _overhead(s: dict[str, Any], key: str, title: str, why: str) -> list[str]:
               "The same plan (seed, schedule, observations) against each path, back to back. "
               "Latency in ms from the scheduled send time, nearest-rank percentiles over OK "
               "answers; \"within budget\" counts every request (errors, sheds and `hold` answers "
-              "are misses).", "", *latency_table(o["rows"], ratios=True)]
+              "are misses). The `openpi` and `KServe v2` rows are the third-party client "
+              "protocols (issue 12, docs/clients/): the same router and engine behind another "
+              "wire format, next to the native API.", "", *latency_table(o["rows"], ratios=True)]
     routes = [r for r in o["rows"] if r["name"].startswith("router")]
     for r in routes:
         mix = ", ".join(f"`{k}` {v}" for k, v in sorted(r["routes"].items()))
