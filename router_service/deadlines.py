@@ -48,8 +48,10 @@ class Budget:
     def remaining_ms(self) -> float:
         return (self.deadline - time.monotonic()) * 1000
 
-    def met(self, done: float) -> bool:
-        return done + self.reply_margin_ms / 1000 <= self.deadline
+    def met(self, done: float, delivery_lag_ms: float = 0.0) -> bool:
+        """`delivery_lag_ms`: how late this process runs what is ready (the event loop's lag):
+        on a host that busy, the robot's side reads its reply about that much later too."""
+        return done + (self.reply_margin_ms + delivery_lag_ms) / 1000 <= self.deadline
 
 
 def _relative(deadline_ms: float) -> float:

@@ -186,7 +186,8 @@ class ActEngine:
         action = (result.action.tolist() if result.action is not None
                   else list(contract.spec.routing.hold_action))
         done = time.monotonic()
-        met = budget.met(done)
+        met = budget.met(done, self.rt.loop_lag.lag_ms if self.rt.settings.met_counts_loop_lag
+                         else 0.0)
         timing = {
             "queued": round(req.queued_s * 1000, 3),
             "scoring": round((scoring_done - req.received_at) * 1000, 3),
