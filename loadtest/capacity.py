@@ -2,10 +2,11 @@
 
 Grow the fleet geometrically from `start` until a step fails (or `max_robots` passes), then bisect
 between the last passing and the first failing fleet until they are `resolution` robots apart.
-Each step is a short, complete run whose raw records are kept. Bisection assumes pass/fail is
-monotone in fleet size; short runs are noisy near the knee, so read the step table, not only the
-answer (a step whose generator sent late is flagged: there the client, not the server, may
-have been the limit).
+Each step is a short, complete run whose raw records are kept, long enough for at least
+`--min-step-requests` requests (a 99.9% SLA over 750 requests tolerates no miss at all).
+Bisection assumes pass/fail is monotone in fleet size; short runs are noisy near the knee, so
+read the step table, not only the answer (a step whose generator sent late is flagged: there
+the client, not the server, may have been the limit).
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ class Step:
     robots: int
     passed: bool
     row: dict[str, Any]
+
+
+def step_duration_s(robots: int, control_hz: float, step_s: float, ramp_s: float,
+                    min_requests: int) -> float:
+    """How long a step of `robots` runs: `step_s`, or longer when that would measure fewer than
+    `min_requests` after the ramp (small fleets: the SLA's tolerated misses must be more than a
+    fraction of one request for the verdict to measure the path, not one straggler)."""
+    return max(step_s, ramp_s + min_requests / (robots * control_hz))
 
 
 def search_capacity(
@@ -77,6 +86,8 @@ def step_row(robots: int, result: dict[str, Any], out_dir: str) -> dict[str, Any
         "generator_lag_p99_ms": s["generator_lag"]["p99_ms"],
         "generator_late": s["generator_lag"]["late"],
         "pass": o["verdict"]["pass"],
+        "requests": o["requests"],
+        "duration_s": result["scenario"]["duration_s"],
         "result_dir": out_dir,
     }
 

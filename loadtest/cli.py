@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
-from loadtest.capacity import Step, format_steps, search_capacity, step_row
+from loadtest.capacity import Step, format_steps, search_capacity, step_duration_s, step_row
 from loadtest.cli_args import (
     DEFAULT_OUT,
     EXIT_PASS,
@@ -169,7 +169,8 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     )
 
     def evaluate(robots: int) -> Step:
-        scenario = with_overrides(base, robots=robots)
+        scenario = with_overrides(base, robots=robots, duration_s=step_duration_s(
+            robots, base.control_hz, base.duration_s, base.ramp_s, args.min_step_requests))
         out = root / f"robots-{robots:05d}"
         result = _one_run(args, scenario, url, out)
         return Step(robots, passed(result), step_row(robots, result, str(out)))

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cap.add_argument("--step-duration", type=float, default=15.0)
     cap.add_argument("--step-ramp", type=float, default=3.0)
+    cap.add_argument("--min-step-requests", type=int, default=3000,
+                     help="a step lasts (after its ramp) long enough for this many requests: at "
+                          "99.9%% a 15 s step of 1 robot (750 requests) fails on one late answer")
     rep = sub.add_parser("report", help="recompute a result's summary from its raw records")
     rep.add_argument("result", type=Path)
     rep.add_argument("--budget-ms", type=float)

@@ -107,10 +107,13 @@ def capacity_section(s: dict[str, Any]) -> list[str]:
         lines.append(f"| {PATH_NAMES.get(path, path)} | {c['robots']} | "
                      f"{num(c['req_per_s'], 0)} | {pct(share)} |")
     first = next(iter(cap.values()))
+    least = first.get("min_step_requests")
+    longer = (f", longer for small fleets so that each has at least {least:,} requests (at "
+              "99.9%, 750 requests would tolerate no late answer at all)" if least else "")
     lines += ["", f"Search: fleet doubled from the start until a step failed, then bisected to "
               f"{first['resolution_robots']} robot(s); each step a fresh {first['step_s']:g} s "
-              "run (ramp excluded). Short steps are noisy near the knee: the steps are below.",
-              ""]
+              f"run (ramp excluded){longer}. Short steps are noisy near the knee: the steps are "
+              "below.", ""]
     for path, c in cap.items():
         lines += [f"<details><summary>{PATH_NAMES.get(path, path)}: steps</summary>", "",
                   "| robots | offered/s | ok/s | p50 | p99 | p99.9 | within budget | errors "

@@ -47,6 +47,7 @@ class Timing:
     profile_s: float
     settle_s: float
     cpu_s: float  # one CPU-per-request run
+    min_step_requests: int = 3000  # a capacity step runs at least this many (small fleets longer)
 
     @staticmethod
     def full() -> Timing:
@@ -58,7 +59,7 @@ class Timing:
     def quick() -> Timing:
         return Timing(run_s=4, ramp_s=1, step_s=3, step_ramp_s=1, capacity_start=2,
                       capacity_max=4, capacity_resolution=2, profile_s=4, settle_s=1,
-                      cpu_s=3)
+                      cpu_s=3, min_step_requests=0)
 
 
 @dataclass

@@ -106,6 +106,7 @@ def capacity(b: Bench, paths: tuple[str, ...] | None = None,
             "--start", str(t.capacity_start), "--max-robots", str(t.capacity_max),
             "--resolution", str(t.capacity_resolution),
             "--step-duration", str(t.step_s), "--step-ramp", str(t.step_ramp_s),
+            "--min-step-requests", str(t.min_step_requests),
             *b.flags(d, plot=False)], d)
         doc = load_json(d / "capacity.json")
         robots = doc["capacity_robots"] or 0  # None: not even the smallest fleet passed
@@ -116,6 +117,7 @@ def capacity(b: Bench, paths: tuple[str, ...] | None = None,
             "control_hz": hz,
             "resolution_robots": doc["resolution"],
             "step_s": t.step_s,
+            "min_step_requests": t.min_step_requests,
             "steps": [{k: v for k, v in s.items() if k != "result_dir"} | {
                 "result_dir": str(Path(s["result_dir"]).resolve().relative_to(b.out))}
                 for s in doc["steps"]],

@@ -59,3 +59,13 @@ def test_capped_by_max_robots() -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
         search_capacity(evaluator(1, []), start=0, max_robots=10)
+
+
+def test_small_fleets_run_long_enough_for_the_sla_to_tolerate_a_miss() -> None:
+    from loadtest.capacity import step_duration_s
+
+    # 1 robot at 50 Hz: 60 s after a 3 s ramp for 3,000 requests; 8 robots: the 15 s step.
+    assert step_duration_s(1, 50.0, 15.0, 3.0, 3000) == pytest.approx(63.0)
+    assert step_duration_s(4, 50.0, 15.0, 3.0, 3000) == pytest.approx(18.0)
+    assert step_duration_s(8, 50.0, 15.0, 3.0, 3000) == 15.0
+    assert step_duration_s(1, 50.0, 15.0, 3.0, 0) == 15.0  # --quick: as given
