@@ -97,9 +97,10 @@ loadtest: setup repository
 		--panel $(PANEL) --no-prometheus -- \
 		$(BIN)/python -m loadtest run loadtest/scenarios/default.yaml --target router
 
+# The page and the raw results it quotes (summary, capacity steps, profile) land in docs/.
 bench: setup repository
-	$(BIN)/python -m loadtest.bench --out results/bench/$$(date -u +%Y%m%dT%H%M%SZ) \
-		--doc docs/benchmarks.md
+	stamp=$$(date -u +%Y%m%dT%H%M%SZ); $(BIN)/python -m loadtest.bench \
+		--out results/bench/$$stamp --doc docs/benchmarks.md --raw-copy docs/benchmarks/raw/$$stamp
 
 EPISODES ?= 20
 
