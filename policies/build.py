@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from policies.card import ModelCard
 from policies.demos import DemoSpec, collect_dataset, load_dataset
-from policies.export import ExportContext, example_inputs, write_card
+from policies.export import ExportContext, ExportedModel, example_inputs, write_card
 from policies.jsonio import read_json, sha256_file, sha256_json, timed, write_json
 from policies.offline_eval import EvalSpec, evaluate_panel, fill_model_cards, tables, write_matrix
 from policies.panel import (
@@ -32,7 +32,7 @@ from policies.panel import (
     get_panel,
 )
 from policies.train import ExtraGeneralists, ModelSpec, NormStats, TrainConfig, model_specs
-from policies.training_jobs import TrainJob, panel_tensors, run_jobs
+from policies.training_jobs import TrainJob, finished_export, panel_tensors, run_jobs
 
 TRAINING_CODE_VERSION = 1  # bump when a change to train/export should invalidate built models
 EVAL_CODE_VERSION = 3
@@ -146,18 +146,23 @@ def build(panel: Panel, out: Path, options: BuildOptions) -> BuildReport:
     cards: dict[str, ModelCard] = {}
     jobs: list[TrainJob] = []
     specs = model_specs(tasks, options.extra)
+    finished: list[ExportedModel] = []  # trained by an interrupted build, not yet carded
     for spec in specs:
         key = _model_key(spec, dataset.dataset_hash, norm_hash, config)
         reused = _reusable_card(out / spec.name, key)
-        report.skipped[f"train:{spec.name}"] = reused is not None
-        if reused is None:
-            jobs.append(TrainJob(spec, key, out, config))
-        else:
+        done = None if reused else finished_export(out / spec.name, spec, key)
+        report.skipped[f"train:{spec.name}"] = reused is not None or done is not None
+        if reused is not None:
             cards[spec.name] = reused
             print(f"[build] {spec.name}: up to date ({reused.version})")
-    if jobs:
+        elif done is not None:
+            finished.append(done)
+            print(f"[build] {spec.name}: trained by an earlier build, card to write")
+        else:
+            jobs.append(TrainJob(spec, key, out, config))
+    if jobs or finished:
         with timed(f"training + ONNX export of {len(jobs)} models", report.timings):
-            exported = run_jobs(jobs, dataset.dataset_hash, options.workers)
+            exported = finished + run_jobs(jobs, dataset.dataset_hash, options.workers)
         with timed("latency measurement + model cards", report.timings):
             data = panel_tensors(out, dataset.dataset_hash)
             for model in exported:

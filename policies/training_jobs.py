@@ -9,7 +9,7 @@ multi-threaded torch slows down several-fold when another process takes one of t
 from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from multiprocessing import get_context
 from pathlib import Path
@@ -18,7 +18,7 @@ import torch
 
 from policies.demos import DatasetManifest, load_dataset
 from policies.export import ExportedModel, example_inputs, export_checked
-from policies.jsonio import read_json
+from policies.jsonio import read_json, sha256_file, write_json
 from policies.train import ModelSpec, NormStats, PanelTensors, TrainConfig, train_model
 
 
@@ -45,12 +45,35 @@ def run_job(job: TrainJob, dataset_hash: str) -> ExportedModel:
     trained = train_model(job.spec, data, job.config)
     feeds = example_inputs(job.spec.kind, data, job.config.seed)
     exported = export_checked(trained, job.out / job.spec.name, feeds, job.inputs_key)
+    write_export_record(job.out / job.spec.name, exported)
     print(
         f"[train] {job.spec.name}: {exported.steps} steps in {exported.seconds:.1f} s, "
         f"loss {exported.final_loss:.4g}, |onnx - torch| {exported.max_abs_difference:.1e}",
         flush=True,
     )
     return exported
+
+
+EXPORT_RECORD = "export.json"  # written as each model is exported: a build can resume
+
+
+def write_export_record(folder: Path, model: ExportedModel) -> None:
+    """What the card needs of a finished training, next to its ONNX: a build interrupted
+    later (hours into panel30) keeps every model it finished, cards or not."""
+    record = {k: v for k, v in asdict(model).items() if k != "spec"}
+    write_json(folder / EXPORT_RECORD, record)
+
+
+def finished_export(folder: Path, spec: ModelSpec, inputs_key: str) -> ExportedModel | None:
+    """The model trained from exactly these inputs and exported intact, if there is one."""
+    path, onnx_path = folder / EXPORT_RECORD, folder / "model.onnx"
+    if not (path.exists() and onnx_path.exists()):
+        return None
+    record = read_json(path)
+    if record.get("inputs_key") != inputs_key or record.get("onnx_sha256") != sha256_file(
+            onnx_path):
+        return None
+    return ExportedModel(spec=spec, **record)
 
 
 def _single_threaded_worker() -> None:

@@ -75,3 +75,25 @@ def test_changed_training_budget_retrains_but_reuses_demos(
     report = build(tiny_panel, copy, options)
     assert report.skipped["demonstrations"]
     assert not report.skipped["train:generalist"] and not report.skipped["offline_eval"]
+
+
+def test_interrupted_build_keeps_the_models_it_finished(
+    built: Path, tiny_panel: Panel, tiny_build_options: BuildOptions, tmp_path: Path
+) -> None:
+    """Cards are written after every model is trained; a build stopped before that (a panel30
+    build at a session's end) must not train again what it had finished."""
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    onnx = copy / "generalist" / "model.onnx"
+    trained = onnx.read_bytes()
+    (copy / "generalist" / "model_card.json").unlink()  # as if stopped before the cards
+    report = build(tiny_panel, copy, tiny_build_options)
+    assert report.skipped["train:generalist"]  # not trained again ...
+    assert onnx.read_bytes() == trained
+    card = ModelCard.model_validate(read_json(copy / "generalist" / "model_card.json"))
+    assert card.onnx_sha256 == ModelCard.model_validate(  # ... and carded as before
+        read_json(built / "generalist" / "model_card.json")).onnx_sha256
+    # A record that does not match its ONNX is no proof of training: trained again.
+    (copy / "specialist_reach_v3" / "model_card.json").unlink()
+    (copy / "specialist_reach_v3" / "model.onnx").write_bytes(b"not the exported model")
+    assert not build(tiny_panel, copy, tiny_build_options).skipped["train:specialist_reach_v3"]
