@@ -82,7 +82,8 @@ def test_slow_specialist_falls_back_to_generalist_inside_deadline(
     assert reply["route"] == "generalist" and reply["fallback"] == "timeout"
     # Whether it was on time is reported honestly; that the 300 ms model was not waited for
     # is what this test checks (a shared CI host cannot promise the last millisecond).
-    assert reply["deadline_met"] is (reply["timing_ms"]["total"] + reply_margin_ms(80) <= 80)
+    # Met only with the margin (and the event loop's lag, when the host adds some) to spare.
+    assert reply["timing_ms"]["total"] + reply_margin_ms(80) <= 80 or not reply["deadline_met"]
     assert reply["timing_ms"]["total"] < 120
     # One straggling reply does not end the episode's stay on its specialist (once the
     # specialist's instance has slept off the 300 ms it was given).
@@ -132,7 +133,10 @@ def test_every_route_down_gives_hold_action_in_time(router: Any, triton_faults: 
         reply = c.post("/v1/act", json=act_body(STATE, deadline_ms=60, episode="h")).json()
     assert reply["route"] == "hold" and reply["action"] == [0.0, 0.0, 0.0, 0.0]
     assert reply["fallback"] == "timeout"
-    assert reply["deadline_met"] is (reply["timing_ms"]["total"] + reply_margin_ms(60) <= 60)
+    # Met only with the reply margin to spare (and the event loop's lag, which this shared
+    # host may add: then an answer inside the margin is not claimed as met either).
+    in_time = reply["timing_ms"]["total"] + reply_margin_ms(60) <= 60
+    assert in_time or not reply["deadline_met"]
     assert reply["timing_ms"]["total"] < 100
 
 
