@@ -5,7 +5,7 @@ router vs direct at half the direct capacity (every transport), router CPU per r
 the floor proxy at 400 and 1,000 req/s, 1 vs 2 router workers, the py-spy profile at the
 router's capacity, the straggler with hedging off/on. `summary.json` is rewritten after every
 step, so a run that dies half-way still leaves what it measured. Exit 0 when every step ran
-(whatever the targets say), 1 when one failed.
+(whatever the targets say), 1 when one failed, 2 when another stack was already running.
 """
 
 from __future__ import annotations
@@ -56,7 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "at most 10)")
     p.add_argument("--wait-quiet-min", type=float, default=0.0,
                    help="first wait up to this long for no `python -m evaluation` and load1 < 1")
+    p.add_argument("--allow-leftovers", action="store_true",
+                   help="run even when another tritonserver or router is already running")
     return p
+
+
+def leftovers() -> dict[str, int]:
+    """Stack processes running before the benchmark starts its own: an aborted run's Triton
+    (with its python-backend stubs) or router. They share the two cores with what is measured;
+    the run of 2026-12-02 02:40 started beside 8 of them and measured direct capacity at 11
+    robots; the two runs of the evening before, with none, measured 19 and 26."""
+    counts = busy_processes(("tritonserver", "triton_python_backend_stub", "router_service"))
+    return {name: n for name, n in counts.items() if n}
 
 
 def wait_quiet(max_min: float, poll_s: float = 120.0, load_limit: float = 1.0) -> dict[str, Any]:
@@ -105,6 +116,11 @@ def _rel(path: Path) -> str:
 
 
 def run_bench(args: argparse.Namespace, argv: list[str]) -> int:
+    found = leftovers()
+    if found and not args.allow_leftovers:
+        print(f"[bench] refusing to start: already running {found} (pgrep -f); stop them or "
+              "pass --allow-leftovers (the page then lists them)", file=sys.stderr)
+        return 2
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out: Path = (args.out or REPO / "results" / "bench" / stamp).resolve()
     out.mkdir(parents=True, exist_ok=True)
