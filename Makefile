@@ -27,7 +27,7 @@ help:
 	@echo "make models      collect demos, train, export ONNX for PANEL=$(PANEL)"
 	@echo "make lint        ruff + mypy --strict"
 	@echo "make demo        short closed-loop evaluation of the ci panel through the router"
-	@echo "make eval        full closed-loop evaluation (PANEL=ci|mt10, EPISODES=20)"
+	@echo "make eval        full closed-loop evaluation (PANEL=ci|mt10|panel30, EPISODES=20)"
 	@echo "make loadtest    default open-loop fleet scenario against the stack (starts one if none)"
 	@echo "make bench       router vs direct Triton benchmark; writes docs/benchmarks.md"
 
