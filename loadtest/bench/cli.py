@@ -31,6 +31,7 @@ from loadtest.bench.runs import LoadtestRunner, StepFailed, Timing, load_json
 from loadtest.bench.stack import REPO, BenchStack
 
 SCHEMA = "robot-policy-router/bench-summary/v1"
+PROFILES = {"profile": "profile", "profile_grpc": "profile-grpc"}  # summary key -> folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,9 +101,10 @@ def copy_raw(out: Path, dest: Path) -> None:
     shutil.copy2(out / "summary.json", dest / "summary.json")
     for cap in sorted((out / "capacity").glob("*/capacity.json")):
         shutil.copy2(cap, dest / f"capacity-{cap.parent.name}.json")
-    for name in ("profile-summary.md", "profile-summary.json"):
-        if (out / "profile" / name).exists():
-            shutil.copy2(out / "profile" / name, dest / name)
+    for folder in PROFILES.values():
+        for name in ("profile-summary.md", "profile-summary.json"):
+            if (out / folder / name).exists():
+                shutil.copy2(out / folder / name, dest / name.replace("profile", folder, 1))
     for extra in ("overhead", "overhead-light", "baseline", "straggler"):
         for res in sorted((out / extra).glob("*/result.json")):
             shutil.copy2(res, dest / f"{extra}-{res.parent.name}.result.json")
@@ -171,6 +173,10 @@ def run_bench(args: argparse.Namespace, argv: list[str]) -> int:
         step("workers", lambda: cost.workers(bench, steps.capacity))
         # At the largest fleet the router sustained: the profile of a router at work.
         step("profile", lambda: steps.profile_router(bench, max(1, router_cap)))
+        if bench.grpc_router:  # the gRPC path's misses need their own profile
+            grpc_cap = cap.get("router-grpc", {}).get("robots") or 0
+            step("profile_grpc", lambda: steps.profile_router(bench, max(1, grpc_cap),
+                                                               "router-grpc"))
         if args.with_baseline:
             step("baseline", lambda: steps.baseline(bench))
         # Half the router's capacity (2 to 10 robots, the scenario's fleet): above capacity the
@@ -182,10 +188,11 @@ def run_bench(args: argparse.Namespace, argv: list[str]) -> int:
                            "other_processes_after": busy_processes()}
     summary["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
     summary["elapsed_s"] = round(time.monotonic() - started)
-    if summary.get("profile"):
-        prof = {k: v for k, v in summary["profile"].items() if k != "load"}
-        (out / "profile" / "profile-summary.json").write_bytes(
-            orjson.dumps(prof, option=orjson.OPT_INDENT_2))
+    for key, folder in PROFILES.items():
+        if summary.get(key):
+            prof = {k: v for k, v in summary[key].items() if k != "load"}
+            (out / folder / "profile-summary.json").write_bytes(
+                orjson.dumps(prof, option=orjson.OPT_INDENT_2))
     write_summary(out, summary)
     if args.raw_copy:
         copy_raw(out, args.raw_copy)

@@ -253,18 +253,27 @@ def straggler_section(s: dict[str, Any]) -> list[str]:
 
 
 def profile_section(s: dict[str, Any]) -> list[str]:
-    p = s.get("profile")
     lines = ["", "## Where the time goes in the router", ""]
-    if not p:
-        return [*lines, _missing(s, "profile")]
-    load = p["load"]
-    lines += [
-        f"`{_short(p['command'])}` on the router process while it served {load['robots']} robots x "
-        f"50 Hz over HTTP (p99 {num(load['latency_ms']['p99'])} ms during sampling). "
-        "Samples are grouped by the innermost frame of a known library or router module; "
-        "event-loop plumbing calling into them counts with them.",
-        "", format_markdown(p)]
+    for key, transport in (("profile", "HTTP"), ("profile_grpc", "gRPC (unary `Act`)")):
+        p = s.get(key)
+        if key == "profile_grpc" and not p and "profile_grpc" not in _failed_steps(s):
+            continue  # a run from before the gRPC profile, or one without the gRPC router
+        lines += ["", f"### {transport}", ""]
+        if not p:
+            lines.append(_missing(s, key))
+            continue
+        load = p["load"]
+        lines += [
+            f"`{_short(p['command'])}` on the router process while it served {load['robots']} "
+            f"robots x 50 Hz over {transport} (p99 {num(load['latency_ms']['p99'])} ms during "
+            "sampling). Samples are grouped by the innermost frame of a known library or router "
+            "module; event-loop plumbing calling into them counts with them.",
+            "", format_markdown(p)]
     return lines
+
+
+def _failed_steps(s: dict[str, Any]) -> set[str]:
+    return {e["step"] for e in s.get("errors", [])}
 
 
 def footer(s: dict[str, Any]) -> list[str]:

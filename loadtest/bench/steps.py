@@ -223,17 +223,19 @@ def straggler(b: Bench, task: str | None, delay_ms: float, delay_prob: float,
     }
 
 
-def profile_router(b: Bench, robots: int) -> dict[str, Any]:
-    """py-spy on the router while it serves `robots` x 50 Hz over HTTP (its capacity)."""
+def profile_router(b: Bench, robots: int, path: str = "router-http") -> dict[str, Any]:
+    """py-spy on the router while it serves `robots` x 50 Hz over `path` (router-http or
+    router-grpc), into profile/ (HTTP) or profile-grpc/."""
     pid = b.stack.router_pid
     if pid is None:
         raise RuntimeError("router not running")
     t = b.timing
-    d = b.out / "profile"
+    transport = path.removeprefix("router-")
+    d = b.out / ("profile" if transport == "http" else f"profile-{transport}")
     load_dir = d / "load"
     duration = t.profile_s + t.ramp_s + 2.0
-    proc = b.run.popen("profile-load", [
-        "run", str(b.scenario), *b.target_flags("router-http"), "--robots", str(robots),
+    proc = b.run.popen(f"profile-load-{transport}", [
+        "run", str(b.scenario), *b.target_flags(path), "--robots", str(robots),
         "--duration", str(duration), "--ramp", str(t.ramp_s), *b.flags(load_dir)], d)
     try:
         settle(t.ramp_s + 1.0)  # sample the steady state, not the ramp
@@ -248,7 +250,7 @@ def profile_router(b: Bench, robots: int) -> dict[str, Any]:
     summary |= {
         "command": " ".join(["py-spy", *argv[1:]]),
         "raw": str(raw.relative_to(b.out)),
-        "load": run_row(load_json(load_dir / "result.json"), "router-http under py-spy",
+        "load": run_row(load_json(load_dir / "result.json"), f"{path} under py-spy",
                         b.out, load_dir),
     }
     (d / "profile-summary.md").write_text(profile.format_markdown(summary) + "\n")

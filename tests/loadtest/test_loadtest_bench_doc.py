@@ -241,3 +241,16 @@ def test_engine_lines_that_build_the_decision_log_entry_count_as_decision_log(
     self_share = {g["name"]: g["share"] for g in p["groups_self"]}
     assert self_share == {"decision log": 0.7, "scoring, routing, forwarding": 0.3}
     assert p["top_self"][0]["name"] == "ActEngine.act (router_service/engine.py:4)"
+
+
+def test_the_grpc_profile_has_its_own_section_and_a_failed_one_says_so() -> None:
+    s = summary()
+    assert "### gRPC" not in render(s)  # a run from before the gRPC profile: no empty section
+    grpc = copy.deepcopy(s["profile"])
+    grpc["load"] = row("router-grpc under py-spy", 2.0, robots=5)
+    page = render(s | {"profile_grpc": grpc})
+    http_at, grpc_at = page.index("### HTTP"), page.index("### gRPC (unary `Act`)")
+    assert http_at < grpc_at
+    assert "while it served 5 robots x 50 Hz over gRPC" in page[grpc_at:]
+    failed = s | {"errors": [{"step": "profile_grpc", "error": "RuntimeError: no router"}]}
+    assert "_Not measured: RuntimeError: no router_" in render(failed)
