@@ -33,7 +33,9 @@ from policies.transformer import TransformerConfig
 
 Feeds = dict[str, FloatArray]  # ONNX input name -> batch
 OPSET = 17  # supported by the onnxruntime inside current Triton releases
-EQUIVALENCE_TOLERANCE = 1e-5
+# torch and onnxruntime sum in different orders in float32: differences of ~1e-5 are rounding
+# (one of panel30's 30 specialists reached 1.4e-5), a wrong export is off by far more.
+EQUIVALENCE_TOLERANCE = 1e-4
 NORMALISATION = "obs_norm = (observation - mean) / std with ../norm_stats.json (std floored)"
 
 
