@@ -17,6 +17,7 @@ OUT=results/eval/$PANEL-$EPISODES
 DOCS=docs/results/$PANEL
 ROBUST_EPISODES=${ROBUST_EPISODES:-30}
 SEEDS=${SEEDS:-2}
+TRANSPORT=${TRANSPORT:-grpc}  # how the robots reach the router in the closed loop
 ARMS=${ARMS:-generalist,generalist_large,specialist,router,router_hidden,router_large}
 # The evaluation derives every arm from the panel's candidate contract (all its policies) when
 # there is one; the decision then writes the served contract (not for ci: the tests use it).
@@ -39,7 +40,7 @@ fi
 echo "[$(stamp)] closed loop, $EPISODES episodes per cell, arms $ARMS -> $OUT"
 rm -rf "$OUT/run" "$OUT/traces"
 "$BIN/python" -m evaluation run --panel "$PANEL" --episodes "$EPISODES" --arms "$ARMS" \
-    --contract "$CONTRACT" --out "$OUT"
+    --transport "$TRANSPORT" --contract "$CONTRACT" --out "$OUT"
 echo "[$(stamp)] publish -> $DOCS"
 "$BIN/python" -m evaluation publish "$OUT" "$DOCS/closed_loop"
 "$BIN/python" -m evaluation families --closed-loop "$OUT" \
