@@ -18,7 +18,9 @@ DOCS=docs/results/$PANEL
 ROBUST_EPISODES=${ROBUST_EPISODES:-30}
 SEEDS=${SEEDS:-2}
 TRANSPORT=${TRANSPORT:-grpc}  # how the robots reach the router in the closed loop
-ARMS=${ARMS:-generalist,generalist_large,specialist,router,router_hidden,router_large}
+# The arms the decision rests on, then the router under each perturbation and a stale table (the
+# counterfactual attribution compares those with the unperturbed router on the same configuration).
+ARMS=${ARMS:-generalist,generalist_large,specialist,router,router_hidden,router_large,obs_noise,action_delay,slow_specialist,stale_calibration}
 # The evaluation derives every arm from the panel's candidate contract (all its policies) when
 # there is one; the decision then writes the served contract (not for ci: the tests use it).
 CONTRACT=deploy/contracts/$PANEL.yaml
