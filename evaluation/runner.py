@@ -93,17 +93,19 @@ class EnvCache:
 async def act_by_deadline(transport: Transport, robot_id: str, episode_id: str,
                           declared: str | None, state: list[float], deadline_ms: float
                           ) -> StepReply:
-    """The act call, abandoned at the control deadline as a real controller abandons it: the
+    """The act call, given up at the control deadline as a real controller gives it up: the
     robot holds for this tick and the world moves on, so a slow stack costs as many held ticks
-    as it is late, not one tick however late it is."""
+    as it is late, not one tick however late it is. What happens to the call it gave up is the
+    transport's to decide (`Transport.abandon`)."""
     start = time.perf_counter()
-    try:
-        return await asyncio.wait_for(
-            transport.act(robot_id, episode_id, declared, state, deadline_ms),
-            timeout=deadline_ms / 1000.0)
-    except TimeoutError:
-        return StepReply("late", (time.perf_counter() - start) * 1000.0, "client_deadline",
-                         error=f"no reply within the {deadline_ms:g} ms control deadline")
+    call = asyncio.ensure_future(
+        transport.act(robot_id, episode_id, declared, state, deadline_ms))
+    done, _ = await asyncio.wait({call}, timeout=deadline_ms / 1000.0)
+    if call in done:
+        return call.result()
+    transport.abandon(call)
+    return StepReply("late", (time.perf_counter() - start) * 1000.0, "client_deadline",
+                     error=f"no reply within the {deadline_ms:g} ms control deadline")
 
 
 class _Controller:

@@ -1,12 +1,16 @@
 """The robot's side of the router API: one act call per control step (HTTP or gRPC) and the
 episode's feedback (HTTP: the gRPC service has no feedback call).
 
-A call waits for the router's answer even past the control deadline, so a late reply is still
-logged with its route; whether it arrived in time is the runner's decision, from `rtt_ms`.
+The runner stops waiting for a call at the control deadline and hands it to `abandon`, which
+each transport does the way its protocol does it cheaply: gRPC cancels the call (one RST_STREAM
+frame; the router's handler is cancelled too), HTTP/1.1 lets it finish in the background and
+drops the reply, because cancelling a request in flight closes its connection: the robot's next
+call would pay a new TCP connection, and the router a disconnect, for every late tick.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -49,6 +53,8 @@ _STATUS_BY_GRPC = {"RESOURCE_EXHAUSTED": "shed", "UNAVAILABLE": "shed",
 class Transport(Protocol):
     async def act(self, robot_id: str, episode_id: str, task: str | None, state: list[float],
                   deadline_ms: float) -> StepReply: ...
+    def abandon(self, call: asyncio.Future[StepReply]) -> None:
+        """The robot no longer waits for `call` (its deadline passed)."""
     async def feedback(self, robot_id: str, episode_id: str, decision_id: str | None,
                        success: bool, true_task: str) -> dict[str, Any]: ...
     async def aclose(self) -> None: ...
@@ -63,6 +69,12 @@ class HttpTransport:
             limits=httpx.Limits(max_connections=connections,
                                 max_keepalive_connections=connections),
         )
+        self._abandoned: set[asyncio.Future[StepReply]] = set()
+
+    def abandon(self, call: asyncio.Future[StepReply]) -> None:
+        # Left to finish on its connection (kept alive for the next tick); the reply is dropped.
+        self._abandoned.add(call)
+        call.add_done_callback(self._abandoned.discard)
 
     async def act(self, robot_id: str, episode_id: str, task: str | None, state: list[float],
                   deadline_ms: float) -> StepReply:
@@ -106,6 +118,8 @@ class HttpTransport:
         return result
 
     async def aclose(self) -> None:
+        if self._abandoned:  # late replies still on their way: at most TRANSPORT_TIMEOUT_S
+            await asyncio.wait(set(self._abandoned), timeout=TRANSPORT_TIMEOUT_S)
         await self._client.aclose()
 
 
@@ -120,6 +134,9 @@ class GrpcTransport:
         self._stub = router_pb2_grpc.PolicyRouterStub(self._channel)  # type: ignore[no-untyped-call,unused-ignore]
         self._metadata = (("authorization", f"Bearer {robot_key}"),)
         self._http = HttpTransport(http_url, robot_key, connections=4)
+
+    def abandon(self, call: asyncio.Future[StepReply]) -> None:
+        call.cancel()  # RST_STREAM: the router stops working on it too
 
     async def act(self, robot_id: str, episode_id: str, task: str | None, state: list[float],
                   deadline_ms: float) -> StepReply:

@@ -26,6 +26,7 @@ class ScriptedTransport:
 
     def __init__(self, rtts: list[float], sleep_s: float = 0.0) -> None:
         self.rtts, self.sleep_s, self.calls = rtts, sleep_s, 0
+        self.abandoned: list[asyncio.Future[StepReply]] = []
 
     async def act(self, robot_id: str, episode_id: str, task: str | None, state: list[float],
                   deadline_ms: float) -> StepReply:
@@ -40,6 +41,9 @@ class ScriptedTransport:
     async def feedback(self, robot_id: str, episode_id: str, decision_id: str | None,
                        success: bool, true_task: str) -> dict[str, Any]:
         return {"status": 202}
+
+    def abandon(self, call: asyncio.Future[StepReply]) -> None:
+        self.abandoned.append(call)
 
     async def aclose(self) -> None:
         return None
