@@ -72,6 +72,9 @@ class RouterMetrics:
             registry=r,
         )
         self.shed = Counter("router_shed", "Requests shed at once", ["reason"], registry=r)
+        self.concurrency_limit = Gauge(
+            "router_concurrency_limit", "Requests this process admits in flight (adaptive)",
+            multiprocess_mode="livesum", registry=r)
         self.rate_limited = Counter(
             "router_rate_limited", "Requests refused because their key was over its rate",
             ["key_id"], registry=r,

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from router_service.classifier import TaskClassifier
+from router_service.concurrency import AdaptiveLimit
 from router_service.contract import HOLD_ROUTE, Contract, contract_from_json, load_contract
 from router_service.decision_log import DecisionLog
 from router_service.drain import Drain
@@ -129,6 +130,7 @@ class RouterRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._retiring: set[asyncio.Task[None]] = set()
         self.inflight = 0
+        self.limit = AdaptiveLimit(settings.max_inflight) if settings.adaptive_limit else None
         self.loop_lag = LoopLag()
         self.triton_ready = False
         self.drain = Drain(settings.drain_s)

@@ -42,6 +42,9 @@ class RouterSettings(BaseSettings):
     drain_s: float = Field(default=2.0, ge=0.0, le=60.0)
     max_inflight: int = 64
     max_queue_age_ms: float = 10.0  # shed when the event loop runs this late (queue age)
+    # Below max_inflight, the limit adapts to what is answered in time (concurrency.py); off:
+    # only max_inflight and the queue age shed, and overload shows up as timeouts and hold.
+    adaptive_limit: bool = True
     # `deadline_met` also keeps back the event loop's current lag (deadlines.py: Budget.met)
     met_counts_loop_lag: bool = True
     readiness_cache_s: float = 1.0

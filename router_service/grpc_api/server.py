@@ -7,6 +7,7 @@ and the kernel spreads connections between them.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -111,6 +112,12 @@ class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignor
             reply = await self._serve(request, context, key)
         except RouterError as exc:
             note_error(self.engine.rt.metrics, exc)
+            if context.done():
+                # The client is gone (it cancelled, or its deadline passed while we worked):
+                # nobody to answer, and aborting a finished call fails inside grpc, which logs
+                # an ERROR with a traceback for every such call, the most costly thing a busy
+                # router could do with a robot's abandoned request.
+                raise asyncio.CancelledError from exc
             err = _error(exc)
             await context.abort(
                 grpc.StatusCode[err.code], f"{err.field}: {err.message}" if err.field
@@ -119,6 +126,8 @@ class PolicyRouterServicer(router_pb2_grpc.PolicyRouterServicer):  # type: ignor
                                    ("retry-after-ms", f"{err.retry_after_ms:.0f}")),
             )
             raise AssertionError("unreachable") from exc  # abort raises
+        if context.done():  # gone while we worked: sending would fail (and log) in grpc
+            raise asyncio.CancelledError
         return _to_proto(reply, request.sequence)
 
     async def StreamAct(

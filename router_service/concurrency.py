@@ -1,0 +1,64 @@
+"""The router's concurrency limit, adapted to what the stack behind it answers in time.
+
+Under overload every admitted request competes for the same cores: Triton answers each one
+later, attempts time out or find no budget left, and the robot gets the hold action. That is the
+router's overload dressed up as a slow route. This limit (AIMD, as TCP's congestion window)
+tracks how many requests may be in flight and still be answered:
+- an attempt that timed out, or was skipped for lack of budget, while more than `min_limit`
+  requests were in flight cuts the limit to `backoff` x the requests then in flight (at most
+  once per `cooldown_s`, so one burst of timeouts is one cut);
+- every request a model answered in time raises it by 1/limit (about one per round trip).
+
+A request beyond the limit is shed at once (503 / RESOURCE_EXHAUSTED with a retry hint), before
+it queues. Hold stays what it is for: routes that are down, or slow at any load. With
+`min_limit` or fewer in flight nothing is cut, so a slow route at light load still falls back
+and holds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+# Fallback reasons (forwarding.py) that say the answer came too late, not that a route failed.
+OVERLOAD_REASONS = frozenset({"timeout", "no_budget"})
+
+
+def ran_out_of_time(path: Sequence[str]) -> bool:
+    """Whether any attempt of a forward (its `route:outcome` path) timed out or had no budget."""
+    return any(step.rpartition(":")[2] in OVERLOAD_REASONS for step in path)
+
+
+@dataclass
+class AdaptiveLimit:
+    max_limit: int
+    min_limit: int = 4
+    backoff: float = 0.9
+    cooldown_s: float = 0.05
+    limit: float = field(init=False)
+    cuts: int = field(default=0, init=False)
+    _last_cut: float = field(default=-math.inf, init=False)
+
+    def __post_init__(self) -> None:
+        self.limit = float(self.max_limit)
+
+    def admits(self, inflight: int) -> bool:
+        return inflight < max(self.min_limit, int(self.limit))
+
+    def observe(self, late: bool, inflight: int, answered: bool,
+                now: float | None = None) -> None:
+        """One forwarded request: `late` if an attempt ran out of time, `answered` if a model
+        (not hold) answered it; `inflight` counts the requests in flight, this one included."""
+        if late:
+            self._cut(inflight, time.monotonic() if now is None else now)
+        elif answered and self.limit < self.max_limit:
+            self.limit = min(float(self.max_limit), self.limit + 1.0 / self.limit)
+
+    def _cut(self, inflight: int, now: float) -> None:
+        if inflight <= self.min_limit or now - self._last_cut < self.cooldown_s:
+            return
+        self._last_cut = now
+        self.cuts += 1
+        self.limit = max(float(self.min_limit), min(self.limit, inflight) * self.backoff)
