@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 # Fallback reasons (forwarding.py) that say the answer came too late, not that a route failed.
@@ -31,9 +31,18 @@ def ran_out_of_time(path: Sequence[str]) -> bool:
     return any(step.rpartition(":")[2] in OVERLOAD_REASONS for step in path)
 
 
+def _ignore(limit: float) -> None:
+    return None
+
+
 @dataclass
 class AdaptiveLimit:
+    """`enabled=False` admits everything and never adapts (ROUTER_ADAPTIVE_LIMIT=false);
+    `report` receives the limit after each observation (the gauge)."""
+
     max_limit: int
+    enabled: bool = True
+    report: Callable[[float], None] = _ignore
     min_limit: int = 4
     backoff: float = 0.9
     cooldown_s: float = 0.05
@@ -45,16 +54,19 @@ class AdaptiveLimit:
         self.limit = float(self.max_limit)
 
     def admits(self, inflight: int) -> bool:
-        return inflight < max(self.min_limit, int(self.limit))
+        return not self.enabled or inflight < max(self.min_limit, int(self.limit))
 
     def observe(self, late: bool, inflight: int, answered: bool,
                 now: float | None = None) -> None:
         """One forwarded request: `late` if an attempt ran out of time, `answered` if a model
         (not hold) answered it; `inflight` counts the requests in flight, this one included."""
+        if not self.enabled:
+            return
         if late:
             self._cut(inflight, time.monotonic() if now is None else now)
         elif answered and self.limit < self.max_limit:
             self.limit = min(float(self.max_limit), self.limit + 1.0 / self.limit)
+        self.report(int(self.limit))
 
     def _cut(self, inflight: int, now: float) -> None:
         if inflight <= self.min_limit or now - self._last_cut < self.cooldown_s:

@@ -141,11 +141,10 @@ class ActEngine:
         if self.rt.inflight >= settings.max_inflight:
             raise Overloaded(f"{self.rt.inflight} requests in flight (limit "
                              f"{settings.max_inflight})", retry_after_ms=5.0, reason="inflight")
-        limit = self.rt.limit
-        if limit is not None and not limit.admits(self.rt.inflight):
+        if not self.rt.limit.admits(self.rt.inflight):
             raise Overloaded(f"{self.rt.inflight} requests in flight; the stack answers about "
-                             f"{int(limit.limit)} in time (adaptive limit)", retry_after_ms=5.0,
-                             reason="concurrency")
+                             f"{int(self.rt.limit.limit)} in time (adaptive limit)",
+                             retry_after_ms=5.0, reason="concurrency")
         lag_ms = self.rt.loop_lag.lag_ms
         if lag_ms > settings.max_queue_age_ms:
             raise Overloaded(f"requests wait {lag_ms:.1f} ms in the router's queue (limit "
@@ -189,7 +188,8 @@ class ActEngine:
         chain = active.chains[decision.route]
         result = await active.forwarder.forward(chain, budget.deadline, query,
                                                 budget.reply_margin_ms)
-        self._adapt_limit(result)
+        self.rt.limit.observe(ran_out_of_time(result.path), self.rt.inflight,
+                              answered=result.action is not None)
         action = (result.action.tolist() if result.action is not None
                   else list(contract.spec.routing.hold_action))
         done = time.monotonic()
@@ -230,14 +230,6 @@ class ActEngine:
             raise Overloaded(f"the request waited {budget.queued_ms:.1f} ms in the router's "
                              f"queue; {remaining_ms:.1f} ms left fits no route",
                              retry_after_ms=max(1.0, budget.queued_ms), reason="late_in_queue")
-
-    def _adapt_limit(self, result: ForwardResult) -> None:
-        limit = self.rt.limit
-        if limit is None:
-            return
-        limit.observe(ran_out_of_time(result.path), self.rt.inflight,
-                      answered=result.action is not None)
-        self.rt.metrics.concurrency_limit.set(int(limit.limit))
 
     @staticmethod
     def _task_vector(

@@ -130,7 +130,8 @@ class RouterRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._retiring: set[asyncio.Task[None]] = set()
         self.inflight = 0
-        self.limit = AdaptiveLimit(settings.max_inflight) if settings.adaptive_limit else None
+        self.limit = AdaptiveLimit(settings.max_inflight, enabled=settings.adaptive_limit,
+                                   report=self.metrics.concurrency_limit.set)
         self.loop_lag = LoopLag()
         self.triton_ready = False
         self.drain = Drain(settings.drain_s)

@@ -53,3 +53,18 @@ def test_never_below_the_floor_and_grows_back_with_answers() -> None:
     for _ in range(10_000):
         limit.observe(late=False, inflight=2, answered=True)
     assert limit.limit == 64.0
+
+
+def test_disabled_admits_everything_and_reports_nothing() -> None:
+    seen: list[float] = []
+    limit = AdaptiveLimit(max_limit=8, enabled=False, report=seen.append)
+    limit.observe(late=True, inflight=64, answered=False, now=1.0)
+    assert limit.admits(1000) and limit.limit == 8.0 and limit.cuts == 0 and seen == []
+
+
+def test_every_observation_reports_the_limit() -> None:
+    seen: list[float] = []
+    limit = AdaptiveLimit(max_limit=64, report=seen.append)
+    limit.observe(late=True, inflight=20, answered=False, now=1.0)
+    limit.observe(late=False, inflight=2, answered=True)
+    assert seen == [18, 18]
