@@ -5,14 +5,19 @@ hands an idle connection to each call and opens another when all are busy.
 It exists because the general-purpose clients cost more CPU per call than the work they carry
 here (a Triton call through it: 0.20 ms of CPU; through grpc.aio 0.46 ms; httpx cost the load
 generator ~1.9 ms per router request), and both the router's upstream and the load generator
-make hundreds of calls a second on the same two cores as the servers they measure. A connection
-whose call timed out or failed mid-way is closed, never reused: its late reply would be read as
-the next call's.
+make hundreds of calls a second on the same two cores as the servers they measure.
+
+A connection whose call timed out or was cancelled (a hedge's loser) is not reused until the
+late reply has been read and discarded (it drains), or it would be read as the next call's
+reply; one whose reply does not come within `DRAIN_S`, or whose call failed mid-way, is closed.
+Closing at once cost a TCP handshake and teardown per timed-out or hedged call, on both sides,
+exactly when the host is busiest.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import cast
 
 import httptools
@@ -20,6 +25,7 @@ import httptools
 from router_service.errors import UpstreamRejected, UpstreamTimeout, UpstreamUnavailable
 
 MAX_IDLE = 64
+DRAIN_S = 1.0  # how long a connection waits for the late reply of an abandoned call
 
 
 class Reply:
@@ -39,6 +45,8 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._chunks: list[bytes] = []
         self._headers: dict[bytes, bytes] = {}
+        # Set while the connection drains an abandoned call: called once its reply is read.
+        self._drained: Callable[[_Connection], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TCP transport is not an asyncio.Transport subclass, but has its methods.
@@ -66,6 +74,20 @@ class _Connection(asyncio.Protocol):
         self._chunks, self._headers = [], {}
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(reply)
+        elif self._drained is not None:  # the late reply of an abandoned call: discarded
+            drained, self._drained = self._drained, None
+            drained(self)
+
+    def drain(self, then: Callable[[_Connection], None]) -> None:
+        """Keep the connection until the reply of the call just abandoned arrives, then hand it
+        to `then`; close it if that reply has not come within `DRAIN_S`."""
+        self._drained = then
+        assert self.transport is not None
+        asyncio.get_running_loop().call_later(DRAIN_S, self._drain_expired, then)
+
+    def _drain_expired(self, then: Callable[[_Connection], None]) -> None:
+        if self._drained is then:
+            self.close()
 
     def _fail(self, exc: Exception) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -79,6 +101,7 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        self._drained = None
         if self.transport is not None:
             self.transport.close()
 
@@ -111,16 +134,29 @@ class Http1Pool:
             async with asyncio.timeout(timeout_s):
                 reply = await conn.send(request)
         except TimeoutError as exc:
-            conn.close()
+            self._abandon(conn)
             raise UpstreamTimeout(f"{what}: timed out") from exc
-        except BaseException:
-            conn.close()  # failed or cancelled mid-call: its late reply must not be reused
+        except asyncio.CancelledError:  # a hedge's loser, or a caller that gave up
+            self._abandon(conn)
             raise
-        if len(self._idle) < MAX_IDLE:
+        except BaseException:
+            conn.close()  # failed mid-call (connection lost, malformed reply)
+            raise
+        self._release(conn)
+        return reply
+
+    def _abandon(self, conn: _Connection) -> None:
+        """Its reply is still coming and must not be read as the next call's: the connection
+        drains it before it is reused."""
+        if conn.closed:
+            return
+        conn.drain(self._release)
+
+    def _release(self, conn: _Connection) -> None:
+        if not conn.closed and len(self._idle) < MAX_IDLE:
             self._idle.append(conn)
         else:
             conn.close()
-        return reply
 
     async def warm(self, connections: int) -> None:
         """Open `connections` up front, so the first calls do not pay for the handshake."""
