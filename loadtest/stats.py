@@ -100,6 +100,9 @@ def group_summary(cols: Columns, sla: SLA, window_s: float,
     frac = fraction_within_budget(cols, sla)
     at_q = latency_at_quantile_all(cols, sla) if n else math.nan
     errors = ~cols.ok
+    over_ms = cols.latency_ms - (deadline_ms if deadline_ms is not None else sla.budget_ms)
+    with np.errstate(invalid="ignore"):
+        flagged_late = cols.deadline_met_by_server & cols.ok & (over_ms > 0)
     return {
         "requests": n,
         "ok": int(cols.ok.sum()),
@@ -115,8 +118,12 @@ def group_summary(cols: Columns, sla: SLA, window_s: float,
         "fallbacks": int(cols.fallback.sum()),
         "server_reported_deadline_miss": int(cols.deadline_missed_by_server.sum()),
         # The honesty check: answered after the deadline at the client, yet flagged on time.
-        "late_but_flagged_met": int((cols.deadline_met_by_server & cols.ok & (
-            cols.latency_ms > (deadline_ms if deadline_ms is not None else sla.budget_ms))).sum()),
+        "late_but_flagged_met": int(flagged_late.sum()),
+        # How late those were: next to the generator's own lag, it says whose delay it was.
+        "late_but_flagged_met_by_ms": {
+            "p50": _num(nearest_rank(over_ms[flagged_late], 0.5)),
+            "max": _num(float(over_ms[flagged_late].max())) if flagged_late.any() else None,
+        },
         "hold_share": float((cols.route == "hold").sum() / n) if n else None,
         "shed_share": float((cols.error_kind == "shed").sum() / n) if n else None,
         "verdict": sla_verdict(frac, n, sla),

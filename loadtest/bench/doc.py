@@ -9,14 +9,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from loadtest.bench.doc_cost import PATH_NAMES, cpu_section, honesty_section, workers_section
+from loadtest.bench.doc_cost import (
+    PATH_NAMES,
+    cpu_section,
+    honesty_section,
+    latency_table,
+    workers_section,
+)
+from loadtest.bench.doc_straggler import straggler_section
 from loadtest.bench.fmt import missing as _missing
 from loadtest.bench.fmt import num, pct
 from loadtest.bench.profile import format_markdown
 from loadtest.bench.targets import verdict_word
 
 REPO = Path(__file__).resolve().parents[2]
-LAT_KEYS = ("p50", "p90", "p99", "p99.9", "max")
 
 
 def _measured(t: dict[str, Any]) -> str:
@@ -131,23 +137,6 @@ def capacity_section(s: dict[str, Any]) -> list[str]:
     return lines
 
 
-def latency_table(rows: list[dict[str, Any]], ratios: bool) -> list[str]:
-    head = "| run | requests | " + " | ".join(f"{k} ms" for k in LAT_KEYS)
-    head += " | within budget | errors |"
-    lines = [head, "|---|---:|" + "---:|" * (len(LAT_KEYS) + 2)]
-    for r in rows:
-        lat = r["latency_ms"]
-        errs = ", ".join(f"{k} {v}" for k, v in r["errors_by_kind"].items()) or "0"
-        lines.append(f"| {PATH_NAMES.get(r['name'], r['name'])} | {r['requests']} | "
-                     + " | ".join(num(lat.get(k)) for k in LAT_KEYS)
-                     + f" | {pct(r['fraction_within_budget'], 2)} | {errs} |")
-        if ratios and r.get("ratio_to_direct"):
-            lines.append("| &nbsp;&nbsp;x direct | | " + " | ".join(
-                "-" if r["ratio_to_direct"].get(k) is None else f"{r['ratio_to_direct'][k]:.2f}x"
-                for k in LAT_KEYS) + " | | |")
-    return lines
-
-
 def _overhead(s: dict[str, Any], key: str, title: str, why: str) -> list[str]:
     o = s.get(key)
     lines = ["", f"## {title}", ""]
@@ -196,59 +185,6 @@ def baseline_section(s: dict[str, Any]) -> list[str]:
               "forwards to Triton's HTTP endpoint with httpx (`loadtest/baseline_proxy.py`), "
               "once with one shared client and once with a new client per request, next to the "
               "router at the same rate.", "", *latency_table(b["rows"], ratios=False)]
-    return lines
-
-
-def task_rows(st: dict[str, Any]) -> list[str]:
-    """How hard the straggler bit: its task's requests only."""
-    t = st.get("straggler_task")
-    if not t:
-        return []
-    off, on = t["off"], t["on"]
-    name = f"`{off['task']}` requests"
-    spec = st["fault"]["policy_model"].removeprefix("policy_")
-    reached = {k: st["rows"][k]["routes"].get(spec, 0) for k in ("off", "on")}
-    return [
-        f"| {name} (measured window) | {off['requests']} | {on['requests']} |",
-        f"| {name} answered by `{spec}` itself | {reached['off']} | {reached['on']} |",
-        f"| {name}: fell back | {pct(off['fallback_share'])} | {pct(on['fallback_share'])} |",
-        f"| {name}: answered `hold` | {pct(off['hold_share'])} | {pct(on['hold_share'])} |",
-        f"| {name}: missed the budget | {pct(off['over_budget_share'])} | "
-        f"{pct(on['over_budget_share'])} |",
-        f"| {name}: p99 ms | {num(off['p99_ms'])} | {num(on['p99_ms'])} |",
-    ]
-
-
-def straggler_section(s: dict[str, Any]) -> list[str]:
-    st = s.get("straggler")
-    lines = ["", "## Straggler: hedging off vs on", ""]
-    if not st:
-        return [*lines, _missing(s, "straggler")]
-    f, c = st["fault"], st["comparison"]
-    up, hp = c["upstream_per_request"], st["hedges_per_request"]
-    lines += [
-        f"{st['robots']} robots x 50 Hz (half the router's capacity, kept within 2 to 10 "
-        "robots: above capacity the runs would measure overload, not hedging). "
-        f"`{f['policy_model']}` (the `{f['task']}` specialist) delays {pct(f['delay_prob'])} of "
-        f"its executions by {f['delay_ms']:g} ms (its fault file). Fault-injected policies run "
-        "two instances, so a delayed call holds back only its own instance, not the calls "
-        "queued behind it. Scenario `straggler` (declared tasks, 20 ms deadline, SLA 99% "
-        "within 20 ms); the router's contract reloaded between the runs "
-        f"(`routing.hedging.enabled`; hedge delay: {st.get('hedge_delay_ms')}).",
-        "", *latency_table([st["rows"]["off"], st["rows"]["on"]], ratios=False), "",
-        "| | hedging off | hedging on |", "|---|---:|---:|",
-        f"| upstream calls per request | {num(up['off'], 4)} | {num(up['on'], 4)} |",
-        f"| hedges per request (`router_hedges_total`) | {num(hp['off'], 4)} | "
-        f"{num(hp['on'], 4)} |",
-        f"| fallbacks | {st['rows']['off']['fallbacks']} | {st['rows']['on']['fallbacks']} |",
-        *task_rows(st),
-        "",
-        f"p99 on/off: **{num(c['p99_ratio_on_over_off'], 3)}**, p99.9 on/off: "
-        f"{num(c['p999_ratio_on_over_off'], 3)}; extra upstream requests per request: "
-        f"**{pct(c['extra_upstream_per_request'], 2)}** (from "
-        "`router_upstream_duration_seconds_count` scraped before and after each run).",
-    ]
-    lines += [f"Warning: {w}" for w in c.get("warnings", [])]
     return lines
 
 

@@ -1,6 +1,7 @@
-"""The benchmark page's sections for issue 9: router CPU per request against the floor proxy,
-1 vs 2 worker processes, and the honesty of every run (late answers flagged on time, hold and
-shed shares). Rendered from `summary.json` only, like the rest of the page (doc.py)."""
+"""The benchmark page's latency table, and its sections for issue 9: router CPU per request
+against the floor proxy, 1 vs 2 worker processes, and the honesty of every run (late answers
+flagged on time, hold and shed shares). Rendered from `summary.json` only, like the rest of the
+page (doc.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,24 @@ PATH_NAMES = {"direct-grpc": "direct Triton (KServe gRPC)", "router-http": "rout
               "router-kserve-http": "router (KServe v2 HTTP, binary tensors)",
               "router-kserve-grpc": "router (KServe v2 gRPC ModelInfer)",
               "floor": "floor: FastAPI + one unary gRPC call"}
+LAT_KEYS = ("p50", "p90", "p99", "p99.9", "max")
+
+
+def latency_table(rows: list[dict[str, Any]], ratios: bool) -> list[str]:
+    head = "| run | requests | " + " | ".join(f"{k} ms" for k in LAT_KEYS)
+    head += " | within budget | errors |"
+    lines = [head, "|---|---:|" + "---:|" * (len(LAT_KEYS) + 2)]
+    for r in rows:
+        lat = r["latency_ms"]
+        errs = ", ".join(f"{k} {v}" for k, v in r["errors_by_kind"].items()) or "0"
+        lines.append(f"| {PATH_NAMES.get(r['name'], r['name'])} | {r['requests']} | "
+                     + " | ".join(_num(lat.get(k)) for k in LAT_KEYS)
+                     + f" | {_pct(r['fraction_within_budget'], 2)} | {errs} |")
+        if ratios and r.get("ratio_to_direct"):
+            lines.append("| &nbsp;&nbsp;x direct | | " + " | ".join(
+                "-" if r["ratio_to_direct"].get(k) is None else f"{r['ratio_to_direct'][k]:.2f}x"
+                for k in LAT_KEYS) + " | | |")
+    return lines
 
 
 def cpu_section(s: dict[str, Any]) -> list[str]:
@@ -87,14 +106,21 @@ def honesty_section(s: dict[str, Any]) -> list[str]:
              "`deadline_met: true` (goal 0), the share answered with the hold action, and the "
              "share shed (503 / `RESOURCE_EXHAUSTED` with a retry hint). The generator sends "
              "each request's absolute deadline (its scheduled time + 20 ms, "
-             "`deadline_unix_ms`), so the router knows when the robot needed the answer.", "",
-             "| step | run | robots | late but flagged met | hold share | shed share |",
-             "|---|---|---:|---:|---:|---:|"]
+             "`deadline_unix_ms`), so the router knows when the robot needed the answer. "
+             "\"late by\" is how far past the deadline those answers reached the generator "
+             "(median / max ms); the generator's own send lag (p99) is beside it: a generator "
+             "that sends that late also reads its replies about that late.", "",
+             "| step | run | robots | late but flagged met | late by (median / max ms) | "
+             "generator lag p99 ms | hold share | shed share |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
     rows = [(step, r) for step, r in _runs(s) if r["name"] not in ("direct-grpc", "floor")]
     if not rows:
         return [*lines, "_No router runs in this summary._"]
     for step, r in rows:
+        by = r.get("late_but_flagged_met_by_ms") or {}
+        late_by = f"{_num(by.get('p50'))} / {_num(by.get('max'))}" if by.get("max") else "-"
         lines.append(f"| {step} | {PATH_NAMES.get(r['name'], r['name'])} | {r['robots']} | "
-                     f"{r.get('late_but_flagged_met', '-')} | {_pct(r.get('hold_share'), 2)} | "
+                     f"{r.get('late_but_flagged_met', '-')} | {late_by} | "
+                     f"{_num(r.get('generator_lag_p99_ms'))} | {_pct(r.get('hold_share'), 2)} | "
                      f"{_pct(r.get('shed_share'), 2)} |")
     return lines

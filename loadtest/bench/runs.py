@@ -131,6 +131,7 @@ def run_row(result: dict[str, Any], name: str, out: Path, result_dir: Path) -> d
         "errors_by_kind": o["errors_by_kind"],
         "fallbacks": o["fallbacks"],
         "late_but_flagged_met": o.get("late_but_flagged_met"),
+        "late_but_flagged_met_by_ms": o.get("late_but_flagged_met_by_ms"),
         "hold_share": o.get("hold_share"),
         "shed_share": o.get("shed_share"),
         "latency_ms": o["latency_ms"],

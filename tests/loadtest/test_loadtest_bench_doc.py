@@ -107,12 +107,15 @@ def summary() -> dict[str, Any]:
                                 "task": "pick-place-v3", "delay_ms": 100.0, "delay_prob": 0.03},
                       "comparison": cmp, "hedges_per_request": {"off": 0.0, "on": 0.03},
                       "straggler_task": {"off": task_stats, "on": task_stats},
-                      "rows": {"off": row("hedging off", 3.0), "on": row("hedging on", 2.0)}},
+                      "rows": {"off": row("hedging off", 3.0), "on": row("hedging on", 2.0)},
+                      "reference": row("no straggler (hedging off)", 1.8),
+                      "best_possible_ratio": 0.6},
         # CPU per request: HTTP 1.2x the floor at 400/s (missed), gRPC 0.9x (met); at 1,000/s
         # the gRPC row is missing (not measured)
         "cpu": {"rates_robots": [8, 20], "rows": [
             row("floor", 1.0, robots=8, cpu_ms_per_request=0.8),
             row("router-http", 1.3, robots=8, cpu_ms_per_request=0.96, late_but_flagged_met=2,
+                late_but_flagged_met_by_ms={"p50": 0.4, "max": 1.25},
                 hold_share=0.001, shed_share=0.0),
             row("router-grpc", 1.1, robots=8, cpu_ms_per_request=0.72, late_but_flagged_met=0),
             row("floor", 1.0, robots=20, cpu_ms_per_request=0.7),
@@ -175,10 +178,12 @@ def test_page_has_command_machine_tables_and_plain_verdicts() -> None:
     # CPU per request against the floor, workers, honesty per run
     assert "| 400/s | router (HTTP) | 0.960 | 1.20x |" in page
     assert "| router (HTTP) | 6 | 9 |" in page
-    assert "| cpu | router (HTTP) | 8 | 2 | 0.10% | 0.00% |" in page
+    assert "| cpu | router (HTTP) | 8 | 2 | 0.40 / 1.25 | 0.80 | 0.10% | 0.00% |" in page
     # baseline fraction within budget, straggler numbers, profile groups, the failed step
     assert "41.00%" in page
     assert "p99 on/off: **0.700**" in page and "**3.00%**" in page
+    assert "| no straggler (hedging off) |" in page
+    assert "0.600 of the hedging-off p99" in page and "not reachable by any hedging" in page
     assert "Warning: the route mix differs" in page
     assert "answered by `specialist_pick_place_v3` itself | 0 | 0 |" in page
     assert "tritonclient/grpc (upstream call) | 40.0%" in page

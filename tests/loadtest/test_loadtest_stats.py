@@ -131,3 +131,13 @@ def test_generator_lag_flags_a_saturated_client() -> None:
     late = columns([rec(i, 5.0, lag_ms=0.5 if i < 90 else 30.0) for i in range(100)])
     assert generator_lag(fine, SLA20)["late"] is False
     assert generator_lag(late, SLA20)["late"] is True
+
+
+def test_late_answers_flagged_met_are_counted_with_how_late() -> None:
+    recs = [rec(i, lat, scheduled=1.0 + i * 0.01) for i, lat in enumerate([5.0, 21.0, 23.0, 30.0])]
+    recs.append(rec(4, None, status="client_timeout", route=None, scheduled=1.1, kind="deadline"))
+    o = summarize(columns(recs), SLA20, window_start_s=1.0, window_end_s=2.0)["overall"]
+    assert o["late_but_flagged_met"] == 3
+    assert o["late_but_flagged_met_by_ms"] == {"p50": 3.0, "max": 10.0}
+    on_time = summarize(columns(recs[:1]), SLA20, window_start_s=1.0, window_end_s=2.0)
+    assert on_time["overall"]["late_but_flagged_met_by_ms"] == {"p50": None, "max": None}
