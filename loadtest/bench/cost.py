@@ -4,7 +4,8 @@ second worker process buys: the benchmark's steps for issue 9.
 CPU is read from `/proc/<pid>/stat` (utime + stime) of the router process and its children
 (the workers, when `ROUTER_WORKERS` > 1) before and after a run, divided by the requests the
 run completed; the same for the floor proxy, a minimal FastAPI endpoint forwarding each
-request with one unary gRPC call (`loadtest/floor_proxy.py`), measured in the same run.
+request with one unary gRPC call (`loadtest/floor_proxy.py`), and for the gRPC transport alone
+(`loadtest/grpc_floor.py`, answers at once), measured in the same run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from loadtest.bench.runs import load_json, run_row
 from loadtest.bench.stack import settle
+from loadtest.bench.targets import FLOOR, GRPC_FLOOR
 
 CPU_RATES_ROBOTS = (8, 20)  # x 50 Hz: 400 and 1,000 requests/s, the rates the issue quotes
 SESSION_PATHS = ("router-http", "router-grpc", "router-ws", "router-grpc-stream",
@@ -75,11 +77,15 @@ def cpu_per_request(b: Any) -> dict[str, Any]:
     if pid is None:
         raise RuntimeError("router not running")
     rows = []
-    with b.stack.floor_proxy() as (url, floor_pid):
+    with b.stack.floor_proxy() as (url, floor_pid), b.stack.grpc_floor() as (g_url, g_pid):
         for robots in CPU_RATES_ROBOTS:
             d = b.out / "cpu" / f"floor-{robots}"
-            rows.append(measured_run(b, "floor", floor_pid, ["--target", "baseline", "--url",
+            rows.append(measured_run(b, FLOOR, floor_pid, ["--target", "baseline", "--url",
                                                              url], robots, d))
+            settle(b.timing.settle_s)
+            d = b.out / "cpu" / f"grpc-floor-{robots}"
+            rows.append(measured_run(b, GRPC_FLOOR, g_pid, [
+                "--target", "router", "--transport", "grpc", "--url", g_url], robots, d))
             settle(b.timing.settle_s)
             for path in SESSION_PATHS:
                 d = b.out / "cpu" / f"{path}-{robots}"

@@ -11,6 +11,7 @@ from typing import Any
 from loadtest.bench.fmt import missing as _missing
 from loadtest.bench.fmt import num as _num
 from loadtest.bench.fmt import pct as _pct
+from loadtest.bench.targets import FLOOR, REFERENCE_ROWS
 
 PATH_NAMES = {"direct-grpc": "direct Triton (KServe gRPC)", "router-http": "router (HTTP)",
               "router-grpc": "router (gRPC)", "router-ws": "router (WebSocket session)",
@@ -18,7 +19,8 @@ PATH_NAMES = {"direct-grpc": "direct Triton (KServe gRPC)", "router-http": "rout
               "router-openpi": "router (openpi websocket, msgpack)",
               "router-kserve-http": "router (KServe v2 HTTP, binary tensors)",
               "router-kserve-grpc": "router (KServe v2 gRPC ModelInfer)",
-              "floor": "floor: FastAPI + one unary gRPC call"}
+              "floor": "floor: FastAPI + one unary gRPC call",
+              "grpc-floor": "gRPC transport alone: grpc.aio server, fixed answer"}
 LAT_KEYS = ("p50", "p90", "p99", "p99.9", "max")
 
 
@@ -49,11 +51,15 @@ def cpu_section(s: dict[str, Any]) -> list[str]:
         "stime) around each run, divided by the requests it answered, ramp included; the "
         "floor is a minimal FastAPI endpoint that parses the body and forwards each request "
         "to Triton with one unary `grpc.aio` `ModelInfer` (`loadtest/floor_proxy.py`), "
-        "measured in the same run at the same rates. Every task declared; the batch sizes are "
-        "the router's own (`router_batch_size`) over the whole run.", "",
+        "measured in the same run at the same rates. The gRPC transport alone is a `grpc.aio` "
+        "server of the router's service that answers every `Act` at once with a fixed action "
+        "(`loadtest/grpc_floor.py`): what any Python gRPC front end pays per request before "
+        "doing any work, the part of the router's gRPC cost that no change to its engine can "
+        "remove. Every task declared; the batch sizes are the router's own "
+        "(`router_batch_size`) over the whole run.", "",
         "| rate | server | CPU ms / request | vs floor | p50 ms | p99 ms | within budget |",
         "|---:|---|---:|---:|---:|---:|---:|"]
-    floors = {r["robots"]: r["cpu_ms_per_request"] for r in c["rows"] if r["name"] == "floor"}
+    floors = {r["robots"]: r["cpu_ms_per_request"] for r in c["rows"] if r["name"] == FLOOR}
     for r in c["rows"]:
         floor = floors.get(r["robots"])
         ratio = (r["cpu_ms_per_request"] / floor
@@ -113,7 +119,8 @@ def honesty_section(s: dict[str, Any]) -> list[str]:
              "| step | run | robots | late but flagged met | late by (median / max ms) | "
              "generator lag p99 ms | hold share | shed share |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    rows = [(step, r) for step, r in _runs(s) if r["name"] not in ("direct-grpc", "floor")]
+    rows = [(step, r) for step, r in _runs(s)
+            if r["name"] != "direct-grpc" and r["name"] not in REFERENCE_ROWS]
     if not rows:
         return [*lines, "_No router runs in this summary._"]
     for step, r in rows:

@@ -21,7 +21,7 @@ import httpx
 import yaml
 
 from deploy.local.local_stack import LocalStack, StackOptions
-from deploy.local.process import ManagedProcess, free_port, free_ports, http_ok
+from deploy.local.process import ManagedProcess, free_port, free_ports, http_ok, port_open
 from policies.serving.manifest import task_id
 
 REPO = Path(__file__).resolve().parents[2]
@@ -211,6 +211,20 @@ class BenchStack:
         with proc:
             assert proc.pid is not None
             yield f"http://127.0.0.1:{port}", proc.pid
+
+    @contextmanager
+    def grpc_floor(self) -> Iterator[tuple[str, int]]:
+        """The gRPC transport alone (`loadtest/grpc_floor.py`): (host:port, pid)."""
+        port = free_port()
+        proc = ManagedProcess(
+            name="grpc-floor",
+            argv=[sys.executable, "-m", "loadtest.grpc_floor", "--port", str(port)],
+            ready=lambda: port_open("127.0.0.1", port),
+            log_path=self.root / "grpc-floor.log", cwd=REPO, startup_timeout_s=60.0,
+        )
+        with proc:
+            assert proc.pid is not None
+            yield f"127.0.0.1:{port}", proc.pid
 
 
 def settle(seconds: float) -> None:

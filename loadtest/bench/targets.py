@@ -23,6 +23,9 @@ LATENCY_TARGETS = {
     "router-ws": ("WebSocket", 1.2, 1.3, True),
 }
 CAPACITY_PATHS = {"router-http": "HTTP", "router-grpc": "gRPC"}
+# CPU rows that are not a router: the floor proxy, and the gRPC transport alone
+FLOOR, GRPC_FLOOR = "floor", "grpc-floor"
+REFERENCE_ROWS = frozenset({FLOOR, GRPC_FLOOR})
 CPU_PATHS = {"router-http": "HTTP", "router-grpc": "gRPC", "router-ws": "WebSocket",
              "router-grpc-stream": "gRPC stream"}
 
@@ -69,7 +72,7 @@ def _cpu(summary: dict[str, Any]) -> list[dict[str, Any]]:
     rows = cpu.get("rows", [])
     out = []
     for robots in cpu.get("rates_robots", []):
-        floor = (_row(rows, "floor", robots) or {}).get("cpu_ms_per_request")
+        floor = (_row(rows, FLOOR, robots) or {}).get("cpu_ms_per_request")
         for path, transport in CPU_PATHS.items():
             mine = (_row(rows, path, robots) or {}).get("cpu_ms_per_request")
             ratio = None if mine is None or not floor else mine / floor
@@ -81,7 +84,8 @@ def _cpu(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _honesty(summary: dict[str, Any]) -> list[dict[str, Any]]:
     late = [r.get("late_but_flagged_met") for key in ("overhead", "cpu")
-            for r in (summary.get(key) or {}).get("rows", []) if r["name"] != "floor"]
+            for r in (summary.get(key) or {}).get("rows", [])
+            if r["name"] not in REFERENCE_ROWS]
     late += [r.get("late_but_flagged_met")
              for r in ((summary.get("straggler") or {}).get("rows") or {}).values()]
     counted = [x for x in late if x is not None]

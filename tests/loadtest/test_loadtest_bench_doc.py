@@ -114,6 +114,9 @@ def summary() -> dict[str, Any]:
         # the gRPC row is missing (not measured)
         "cpu": {"rates_robots": [8, 20], "rows": [
             row("floor", 1.0, robots=8, cpu_ms_per_request=0.8),
+            # the gRPC transport alone: a reference, never a router run (its 7 late answers
+            # are not the router's)
+            row("grpc-floor", 0.5, robots=8, cpu_ms_per_request=0.4, late_but_flagged_met=7),
             row("router-http", 1.3, robots=8, cpu_ms_per_request=0.96, late_but_flagged_met=2,
                 late_but_flagged_met_by_ms={"p50": 0.4, "max": 1.25},
                 hold_share=0.001, shed_share=0.0),
@@ -177,6 +180,8 @@ def test_page_has_command_machine_tables_and_plain_verdicts() -> None:
     assert "Missed in this run: router (HTTP) p50 vs direct, router (HTTP) p99 vs direct" in page
     # CPU per request against the floor, workers, honesty per run
     assert "| 400/s | router (HTTP) | 0.960 | 1.20x |" in page
+    assert "| 400/s | gRPC transport alone: grpc.aio server, fixed answer | 0.400 | 0.50x |" in page
+    assert "| cpu | gRPC transport alone" not in page
     assert "| router (HTTP) | 6 | 9 |" in page
     assert "| cpu | router (HTTP) | 8 | 2 | 0.40 / 1.25 | 0.80 | 0.10% | 0.00% |" in page
     # baseline fraction within budget, straggler numbers, profile groups, the failed step
