@@ -47,6 +47,12 @@ class RouterMetrics:
             "Estimated time a request waited in the router before its handler ran",
             buckets=(*WAIT_BUCKETS_S, 0.05, 0.1), registry=r,
         )
+        self.gc_pause = Histogram(
+            "router_gc_pause_seconds",
+            "Python garbage collections: the whole process, event loop included, stops for each",
+            ["generation"], buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
+            registry=r,
+        )
         self.decisions = Counter(
             "router_decisions", "Scoring decisions", ["task", "route", "reason"], registry=r
         )

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from router_service.auth import ApiKeys
 from router_service.engine import ActEngine
 from router_service.errors import RouterError
+from router_service.gc_pauses import GcPauses
 from router_service.http_api import act, contract, feedback, health, openpi, stream
 from router_service.http_api.fast_path import LeanActPath
 from router_service.http_api.responses import router_error_handler
@@ -51,9 +52,12 @@ def create_app(settings: RouterSettings | None = None) -> FastAPI:
         # move it out of the collector's sight so full collections stay short under load.
         gc.collect()
         gc.freeze()
+        pauses = GcPauses(runtime.metrics.gc_pause)
+        pauses.install()
         try:
             yield
         finally:
+            pauses.remove()
             if lerobot_server is not None:
                 await lerobot_server.stop(grace=1.0)
             if grpc_server is not None:
