@@ -28,6 +28,7 @@ from router_service.drain import Drain
 from router_service.errors import ContractError, UpstreamError
 from router_service.forwarding import Forwarder, ForwardResult
 from router_service.leases import EpisodeLeases
+from router_service.loop_lag import LoopLag
 from router_service.metrics import RouterMetrics
 from router_service.redis_store import RedisStore
 from router_service.route_health import CircuitBreaker, LatencyEstimator, RouteHealth
@@ -37,35 +38,6 @@ from router_service.upstream import TritonUpstream, Upstream
 from router_service.upstream_http import TritonHttpUpstream
 
 log = logging.getLogger("router_service")
-
-
-class LoopLag:
-    """How late the event loop runs a callback that is due: the age of the router's queue.
-
-    asyncio has no visible request queue; when it is long, every ready callback (a request
-    handler included) starts late, and this lag is what a new request would wait. Peaks are
-    kept and decay, so a burst sheds load at once and recovery is not instant flapping.
-    """
-
-    def __init__(self, interval_s: float = 0.005, decay: float = 0.8) -> None:
-        self.interval_s = interval_s
-        self.decay = decay
-        self.lag_ms = 0.0  # decaying peak: what admission sheds on
-        self.last_ms = 0.0  # the latest sample: what a request just handled probably waited
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            start = loop.time()
-            await asyncio.sleep(self.interval_s)
-            lag = max(0.0, (loop.time() - start - self.interval_s) * 1000)
-            self.last_ms = lag
-            self.lag_ms = max(lag, self.lag_ms * self.decay)
-
-    @property
-    def queued_s(self) -> float:
-        """Estimated wait of a request whose handler starts now, before it started."""
-        return self.last_ms / 1000
 
 
 @dataclass(frozen=True)

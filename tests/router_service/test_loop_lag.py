@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from router_service.runtime import LoopLag
+from router_service.loop_lag import LoopLag
 
 
 async def test_blocked_loop_is_seen_as_lag_that_decays() -> None:
