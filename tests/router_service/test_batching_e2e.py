@@ -180,3 +180,31 @@ def test_no_late_answer_is_flagged_met_under_a_burst(
                     if r.status_code == 200 and r.json()["deadline_met"] and at > deadline + 5]
     assert not flagged_late, flagged_late
     assert all(r.status_code in (200, 408, 503) for r, _ in results)
+
+
+def test_timeouts_under_load_cut_the_limit_and_the_excess_is_shed(
+    start_router: RouterFactory, triton_faults: Any, contract_files: ContractFiles
+) -> None:
+    # Every route stays slow (both policies sleep 60 ms per execute) and no circuit opens, so a
+    # wave of robots piles up in flight and, past the first few, runs out of its 100 ms.
+    router = start_router(contract=edit_contract(
+        contract_files, batching={"enabled": False},
+        circuit_breaker={"failure_threshold": 10_000, "open_s": 1.0}))
+    for model in ("policy_" + SPEC, "policy_generalist"):
+        triton_faults.set_fault(model, delay_ms=60, delay_prob=1.0)
+    wave = len(STATES) * 3
+
+    def bodies(tag: str) -> list[dict[str, Any]]:
+        return [act_body(STATES[i % len(STATES)], episode=f"{tag}{i}", robot=f"r{i}",
+                         deadline_ms=100) for i in range(wave)]
+
+    first = post_all(router, bodies("a"))
+    assert all(r.status_code in (200, 503) for r in first), [r.text for r in first]
+    limit = metric(router, "router_concurrency_limit ")
+    assert 0 < limit < wave  # cut from max_inflight (64) by the timeouts
+    second = post_all(router, bodies("b"))
+    shed = [r for r in second if r.status_code == 503]
+    assert shed, [r.status_code for r in second]
+    for r in shed:
+        assert r.json()["error"]["code"] == "overloaded" and r.json()["error"]["retry_after_ms"] > 0
+    assert metric(router, 'router_shed_total{reason="concurrency"}') >= 1
