@@ -82,7 +82,6 @@ class _Connection(asyncio.Protocol):
         """Keep the connection until the reply of the call just abandoned arrives, then hand it
         to `then`; close it if that reply has not come within `DRAIN_S`."""
         self._drained = then
-        assert self.transport is not None
         asyncio.get_running_loop().call_later(DRAIN_S, self._drain_expired, then)
 
     def _drain_expired(self, then: Callable[[_Connection], None]) -> None:

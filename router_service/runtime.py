@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,29 +54,27 @@ class ActiveContract:
     onehots: dict[str, NDArray[np.float32]]
     metrics: RouterMetrics
 
-    # Label children by label values, resolved on first use: `.labels()` takes a lock and
-    # builds a tuple per call, four times per request otherwise.
-    _children: dict[tuple[str, ...], Any] = field(default_factory=dict, compare=False)
+    # Label children resolved on first use and kept: `.labels()` takes a lock and builds a
+    # tuple per call, four times per request otherwise.
+    _children: dict[tuple[object, ...], Any] = field(default_factory=dict, compare=False)
 
-    def _child(self, key: tuple[str, ...], make: Callable[[], Any]) -> Any:
+    def _child(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)` (in the metric's label order), once per label values."""
+        key = (id(metric), *values)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = make()
+            child = self._children[key] = metric.labels(*values)
         return child
 
     def decision_counter(self, task: str, route: str, reason: str) -> Any:
-        return self._child(("decision", task, route, reason), lambda: self.metrics.decisions.labels(
-            task=task, route=route, reason=reason))
+        return self._child(self.metrics.decisions, task, route, reason)
 
     def count_reply(self, result: ForwardResult, met: bool, elapsed_s: float) -> None:
         m, route = self.metrics, result.route
         outcome = "hold" if route == HOLD_ROUTE else "fallback" if result.fallback else "ok"
-        self._child(("requests", route, outcome),
-                    lambda: m.requests.labels(route=route, outcome=outcome)).inc()
-        self._child(("duration", route), lambda: m.request_duration.labels(route=route)).observe(
-            elapsed_s)
-        self._child(("met" if met else "missed", route), lambda: (
-            m.deadline_met if met else m.deadline_misses).labels(route=route)).inc()
+        self._child(m.requests, route, outcome).inc()
+        self._child(m.request_duration, route).observe(elapsed_s)
+        self._child(m.deadline_met if met else m.deadline_misses, route).inc()
 
 
 def fallback_chains(contract: Contract) -> dict[str, list[str]]:
