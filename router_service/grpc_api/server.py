@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from router_client.proto import router_pb2, router_pb2_grpc
 
+from router_service.deadlines import grpc_call_budget_ms
 from router_service.engine import ActEngine, ActInput, ActReply
 from router_service.errors import ClientError, Overloaded, RouterError
 from router_service.http_api.responses import note_error
@@ -58,7 +59,7 @@ def _to_input(req: router_pb2.ActRequest, context: grpc.aio.ServicerContext, key
     deadline_ms: float | None = req.deadline_ms if req.deadline_ms > 0 else None
     remaining = context.time_remaining()
     if remaining is not None:  # may be <= 0: the engine rejects an expired deadline
-        grpc_ms = remaining * 1000 + (time.monotonic() - received_at) * 1000 + queued_s * 1000
+        grpc_ms = grpc_call_budget_ms(remaining, time.monotonic() - received_at + queued_s)
         deadline_ms = grpc_ms if deadline_ms is None else min(deadline_ms, grpc_ms)
     return ActInput(
         robot_id=req.robot_id, episode_id=req.episode_id, task=req.task or None,

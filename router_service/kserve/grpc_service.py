@@ -20,6 +20,7 @@ from google.protobuf.json_format import ParseDict
 from google.protobuf.message import DecodeError
 from tritonclient.grpc import model_config_pb2, service_pb2
 
+from router_service.deadlines import grpc_call_budget_ms
 from router_service.engine import ActEngine, ActInput, ActReply
 from router_service.errors import InvalidRequest, RouterError
 from router_service.http_api.responses import note_error
@@ -150,8 +151,8 @@ class KServeServicer:
             check_outputs([o.name for o in request.outputs])
             params = call_params(grpc_values(request.parameters))
             remaining = context.time_remaining()  # may be <= 0: the engine says expired
-            call_ms = (None if remaining is None
-                       else (remaining + time.monotonic() - received_at + queued_s) * 1000)
+            call_ms = (None if remaining is None else grpc_call_budget_ms(
+                remaining, time.monotonic() - received_at + queued_s))
             return act_input(view, obs, params, key, received_at, queued_s, call_ms), obs.batched
 
         reply, batched = await serve(self.engine, prepare)

@@ -29,6 +29,7 @@ import grpc
 from google.protobuf.message import DecodeError, Message
 
 from router_service.auth import ANONYMOUS, ApiKeys
+from router_service.deadlines import grpc_call_budget_ms
 from router_service.engine import ActEngine, ActInput
 from router_service.errors import (
     ClientError,
@@ -158,7 +159,8 @@ class AsyncInferenceServicer:
             reply = await self.engine.serve(ActInput(
                 robot_id=self.settings.lerobot_robot_id, episode_id=session.episode_id,
                 task=pending.mapped.task, state=pending.mapped.state,
-                deadline_ms=remaining * 1000 if remaining is not None else None,
+                deadline_ms=(grpc_call_budget_ms(remaining, 0.0) if remaining is not None
+                             else None),
                 deadline_unix_ms=None, received_at=time.monotonic(), key=self.key,
                 queued_s=rt.loop_lag.queued_s))
         except RouterError as exc:
