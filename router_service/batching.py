@@ -11,7 +11,11 @@ When a batch leaves:
 - while a call for the route is in flight, rows gather until it returns, the batch is full,
   `max_wait` passes, or the first row's slack runs out, whichever comes first. A row's slack is
   its attempt budget minus the route's predicted latency, so waiting never makes it late; a
-  row with no slack flushes the batch at once.
+  row with no slack flushes the batch at once;
+- a call out for longer than `STRAGGLER_FACTOR` x its route's predicted latency is a straggler
+  and no longer counts as in flight: rows waiting for it would idle while Triton's other
+  instances are free (a straggler on one of two instances held every row behind it for
+  `max_wait`, and raised p50 by half, in the benchmark's straggler run).
 """
 
 from __future__ import annotations
@@ -21,11 +25,15 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
 
 from router_service.errors import UpstreamError
+
+# A call out for longer than this many times its route's predicted latency is a straggler.
+STRAGGLER_FACTOR: Final = 2.0
 
 # (model, obs [N, D], conditioning [N, T] | None, timeout_s) -> actions [N, A]
 BatchCall = Callable[[str, NDArray[np.float32], NDArray[np.float32] | None, float],
@@ -64,8 +72,10 @@ class RouteBatcher:
     max_batch: int
     max_wait_s: float
     observer: BatchObserver
+    # The route's predicted call latency (ms); None: a call counts as in flight until it returns.
+    expected_call_ms: Callable[[], float] | None = None
     _rows: list[_Row] = field(default_factory=list, init=False)
-    _inflight: int = field(default=0, init=False)
+    _started: list[float] = field(default_factory=list, init=False)  # in-flight calls' starts
     _timer: asyncio.TimerHandle | None = field(default=None, init=False)
     _timer_at: float = field(default=0.0, init=False)  # loop time (uvloop's handles lack when())
     _soon: bool = field(default=False, init=False)
@@ -78,10 +88,11 @@ class RouteBatcher:
         row = _Row(obs, conditioning, loop.create_future(), now, now + max(slack_s, 0.0),
                    now + timeout_s)
         self._rows.append(row)
-        if self._inflight == 0 or slack_s <= 0 or len(self._rows) >= self.max_batch:
+        busy_until = self._busy_until(now)
+        if busy_until is None or slack_s <= 0 or len(self._rows) >= self.max_batch:
             self._flush_soon(loop)
         else:
-            self._arm(loop)
+            self._arm(loop, busy_until)
         # Cancelled by the caller's timeout or a lost hedge: the row is skipped if it has not
         # left yet, and its answer is dropped if it has.
         return await row.future
@@ -92,9 +103,20 @@ class RouteBatcher:
             self._soon = True
             loop.call_soon(self._flush)
 
-    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _busy_until(self, now: float) -> float | None:
+        """When the latest in-flight call that is not a straggler is presumed back (monotonic);
+        None when no call is in flight, or every one in flight is a straggler."""
+        if not self._started:
+            return None
+        if self.expected_call_ms is None:
+            return float("inf")
+        until = max(self._started) + STRAGGLER_FACTOR * self.expected_call_ms() / 1000
+        return until if until > now else None
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, busy_until: float) -> None:
         first = self._rows[0]
-        when = min(first.enqueued + self.max_wait_s, min(r.send_by for r in self._rows))
+        when = min(first.enqueued + self.max_wait_s, min(r.send_by for r in self._rows),
+                   busy_until)
         at = self._loop_time(loop, when)
         if self._timer is not None and self._timer_at <= at:
             return
@@ -127,8 +149,9 @@ class RouteBatcher:
         self.observer.size(len(batch))
         for r in batch:
             self.observer.wait(now - r.enqueued)
-        self._inflight += 1
-        task = asyncio.get_running_loop().create_task(self._run(batch, obs, cond, timeout_s))
+        self._started.append(now)
+        task = asyncio.get_running_loop().create_task(
+            self._run(batch, obs, cond, timeout_s, now))
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
         abandoned = functools.partial(_cancel_if_abandoned, batch=batch, task=task)
@@ -136,7 +159,7 @@ class RouteBatcher:
             r.future.add_done_callback(abandoned)
 
     async def _run(self, batch: list[_Row], obs: NDArray[np.float32],
-                   cond: NDArray[np.float32] | None, timeout_s: float) -> None:
+                   cond: NDArray[np.float32] | None, timeout_s: float, sent: float) -> None:
         start = time.perf_counter()
         try:
             actions = await self.call(self.route, obs, cond, timeout_s)
@@ -150,9 +173,14 @@ class RouteBatcher:
                 r.future.cancel()
             raise
         finally:
-            self._inflight -= 1
-            if self._rows and self._inflight == 0:  # what gathered meanwhile leaves now
-                self._flush_soon(asyncio.get_running_loop())
+            self._started.remove(sent)
+            if self._rows:  # what gathered meanwhile leaves now, unless a call is still due
+                loop = asyncio.get_running_loop()
+                busy_until = self._busy_until(time.monotonic())
+                if busy_until is None:
+                    self._flush_soon(loop)
+                else:
+                    self._arm(loop, busy_until)
         call_ms = (time.perf_counter() - start) * 1000
         for r, action in zip(batch, actions, strict=True):
             if not r.future.done():

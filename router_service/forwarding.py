@@ -67,7 +67,8 @@ class Forwarder:
         self.batchers = {
             route: RouteBatcher(route, call, max_batch, batching.max_wait_ms / 1000,
                                 BatchObserver(metrics.batch_size.labels(route=route).observe,
-                                              metrics.batch_wait.labels(route=route).observe))
+                                              metrics.batch_wait.labels(route=route).observe),
+                                health[route].latency.predicted_ms)
             for route in health
         }
         # Label children resolved once: `.labels()` is a dict lookup under a lock per call.

@@ -34,6 +34,18 @@ SCHEMA = "robot-policy-router/bench-summary/v1"
 PROFILES = {"profile": "profile", "profile_grpc": "profile-grpc"}  # summary key -> folder
 
 
+STEPS = ("capacity", "overhead", "cpu", "workers", "profile", "straggler")
+
+
+def _steps(text: str) -> tuple[str, ...]:
+    chosen = tuple(s.strip() for s in text.split(",") if s.strip())
+    unknown = sorted(set(chosen) - set(STEPS))
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"unknown step(s) {', '.join(unknown) or '(none)'}; "
+                                         f"choose from {', '.join(STEPS)}")
+    return chosen
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m loadtest.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--straggler-robots", type=int,
                    help="fleet for the straggler runs (default: half the router's capacity, "
                         "at most 10)")
+    p.add_argument("--steps", type=_steps, default=STEPS,
+                   help=f"comma-separated subset of {','.join(STEPS)} (default: all; the page "
+                        "marks the others not measured). Without capacity, the straggler "
+                        "runs at --straggler-robots (default 4)")
     p.add_argument("--wait-quiet-min", type=float, default=0.0,
                    help="first wait up to this long for no `python -m evaluation` and load1 < 1")
     p.add_argument("--allow-leftovers", action="store_true",
@@ -132,7 +148,8 @@ def run_bench(args: argparse.Namespace, argv: list[str]) -> int:
         "out": _rel(out), "quick": args.quick, "timing": timing.__dict__,
         "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "wait": wait_quiet(args.wait_quiet_min) if args.wait_quiet_min > 0 else None,
-        "errors": [], "raw_copy": _rel(args.raw_copy) if args.raw_copy else None,
+        "steps": list(args.steps), "errors": [],
+        "raw_copy": _rel(args.raw_copy) if args.raw_copy else None,
     }
     summary["machine"] = machine_facts()
     started = time.monotonic()
@@ -163,27 +180,35 @@ def run_bench(args: argparse.Namespace, argv: list[str]) -> int:
             write_summary(out, summary)
             return value
 
+        chosen = set(args.steps)
         step("warmup", lambda: steps.warmup(bench))
-        cap = step("capacity", lambda: steps.capacity(bench)) or {}
+        cap = (step("capacity", lambda: steps.capacity(bench)) or {}
+               if "capacity" in chosen else {})
         direct = cap.get("direct-grpc", {}).get("robots") or 0
         router_cap = cap.get("router-http", {}).get("robots") or 0
-        if direct:  # the comparison point: half the direct path's capacity
+        if direct and "overhead" in chosen:  # the point: half the direct capacity
             step("overhead", lambda: steps.overhead(bench, max(1, direct // 2)))
-        step("cpu", lambda: cost.cpu_per_request(bench))
-        step("workers", lambda: cost.workers(bench, steps.capacity))
-        # At the largest fleet the router sustained: the profile of a router at work.
-        step("profile", lambda: steps.profile_router(bench, max(1, router_cap)))
-        if bench.grpc_router:  # the gRPC path's misses need their own profile
-            grpc_cap = cap.get("router-grpc", {}).get("robots") or 0
-            step("profile_grpc", lambda: steps.profile_router(bench, max(1, grpc_cap),
-                                                               "router-grpc"))
+        if "cpu" in chosen:
+            step("cpu", lambda: cost.cpu_per_request(bench))
+        if "workers" in chosen:
+            step("workers", lambda: cost.workers(bench, steps.capacity))
+        if "profile" in chosen:
+            # At the largest fleet the router sustained: the profile of a router at work.
+            step("profile", lambda: steps.profile_router(bench, max(1, router_cap)))
+            if bench.grpc_router:  # the gRPC path's misses need their own profile
+                grpc_cap = cap.get("router-grpc", {}).get("robots") or 0
+                step("profile_grpc", lambda: steps.profile_router(bench, max(1, grpc_cap),
+                                                                   "router-grpc"))
         if args.with_baseline:
             step("baseline", lambda: steps.baseline(bench))
         # Half the router's capacity (2 to 10 robots, the scenario's fleet): above capacity the
         # comparison would measure overload, not hedging.
-        s_robots = args.straggler_robots or min(10, max(2, router_cap // 2))
-        step("straggler", lambda: steps.straggler(
-            bench, args.straggler_task, args.straggler_delay_ms, args.straggler_prob, s_robots))
+        s_robots = args.straggler_robots or (min(10, max(2, router_cap // 2)) if router_cap
+                                             else 4)
+        if "straggler" in chosen:
+            step("straggler", lambda: steps.straggler(
+                bench, args.straggler_task, args.straggler_delay_ms, args.straggler_prob,
+                s_robots))
     summary["machine"] |= {"load_average_after": load_average(),
                            "other_processes_after": busy_processes()}
     summary["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -16,4 +16,9 @@ def pct(x: Any, digits: int = 1) -> str:
 def missing(summary: dict[str, Any], step: str) -> str:
     """What a section says when its step did not produce numbers."""
     errs = [e["error"].splitlines()[0] for e in summary.get("errors", []) if e["step"] == step]
-    return f"_Not measured: {errs[0]}_" if errs else "_Not measured in this run._"
+    if errs:
+        return f"_Not measured: {errs[0]}_"
+    chosen = summary.get("steps")
+    if chosen is not None and step.removesuffix("_grpc") not in chosen:
+        return f"_Not measured in this run (`--steps {','.join(chosen)}`)._"
+    return "_Not measured in this run._"

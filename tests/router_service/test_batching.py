@@ -139,6 +139,65 @@ async def case_a_call_every_row_abandoned_is_cancelled() -> None:
     await asyncio.wait_for(cancelled.wait(), 0.5)
 
 
+class Straggling(Recorder):
+    """The first call straggles (0.5 s); the rest answer in 5 ms, as the route predicts."""
+
+    def __init__(self) -> None:
+        super().__init__(delay_s=0.005)
+        self.sent_at: list[float] = []
+
+    async def __call__(self, route: str, obs: NDArray[np.float32],
+                       cond: NDArray[np.float32] | None, timeout_s: float
+                       ) -> NDArray[np.float32]:
+        self.sent_at.append(asyncio.get_running_loop().time())
+        if not self.batches:
+            self.batches.append(obs.shape[0])
+            await asyncio.sleep(0.5)
+            return obs[:, :4]
+        return await super().__call__(route, obs, cond, timeout_s)
+
+
+async def case_a_straggler_in_flight_does_not_hold_rows_back() -> None:
+    rec = Straggling()
+    batcher = RouteBatcher(ROUTE, rec, 8, 0.2, BatchObserver(rec.sizes.append, rec.waits.append),
+                           expected_call_ms=lambda: 5.0)
+    loop = asyncio.get_running_loop()
+    straggler = asyncio.ensure_future(batcher.infer(row(0), None, 1.0, 0.9))
+    await asyncio.sleep(0.03)  # out 30 ms: over 2x the predicted 5 ms
+    start = loop.time()
+    await batcher.infer(row(1), None, 1.0, 0.9)
+    assert rec.sent_at[1] - start < 0.02  # not held for max_wait (200 ms) nor the straggler
+    assert rec.waits[1] < 0.02
+    straggler.cancel()
+
+
+async def case_a_call_on_time_still_gathers_rows() -> None:
+    rec = Recorder(delay_s=0.03)
+    batcher = RouteBatcher(ROUTE, rec, 8, 0.2, BatchObserver(rec.sizes.append, rec.waits.append),
+                           expected_call_ms=lambda: 25.0)
+    first = asyncio.ensure_future(batcher.infer(row(0), None, 1.0, 0.9))
+    await asyncio.sleep(0.005)
+    later = [asyncio.ensure_future(batcher.infer(row(i), None, 1.0, 0.9)) for i in (1, 2)]
+    await asyncio.gather(first, *later)
+    assert rec.batches == [1, 2]  # the first call was due back within 50 ms: they waited
+
+
+async def case_rows_waiting_leave_when_the_call_turns_straggler() -> None:
+    rec = Straggling()
+    batcher = RouteBatcher(ROUTE, rec, 8, 0.2, BatchObserver(rec.sizes.append, rec.waits.append),
+                           expected_call_ms=lambda: 10.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    straggler = asyncio.ensure_future(batcher.infer(row(0), None, 1.0, 0.9))
+    await asyncio.sleep(0.002)
+    waiting = [asyncio.ensure_future(batcher.infer(row(i), None, 1.0, 0.9)) for i in (1, 2)]
+    await asyncio.gather(*waiting)
+    # Held while the first call was due (2 x 10 ms), then sent together, not at 200 ms
+    assert rec.batches == [1, 2]
+    assert 0.015 <= rec.sent_at[1] - start < 0.1
+    straggler.cancel()
+
+
 CASES = {name.removeprefix("case_"): fn for name, fn in dict(globals()).items()
          if name.startswith("case_")}
 
