@@ -6,7 +6,8 @@ contract (e.g. specialist → generalist → hold). Each attempt gets the remain
 what the next route is predicted to need, so a slow specialist still leaves the generalist time
 to answer; hold needs no time and always answers. With hedging on, a specialist that has not
 answered by the hedge delay races the generalist; the first valid answer wins and the loser is
-cancelled.
+cancelled. Hedges spend a budget shared with fallbacks, and adaptive ones go only to routes
+that straggle (router_service/hedging.py).
 """
 
 from __future__ import annotations
@@ -18,9 +19,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from router_service.batching import BatchCall, BatchObserver, RouteBatcher, RowResult
+from router_service.batching import (
+    STRAGGLER_FACTOR,
+    BatchCall,
+    BatchObserver,
+    RouteBatcher,
+    RowResult,
+)
 from router_service.contract import HOLD_ROUTE, Batching, Hedging
 from router_service.errors import UpstreamError, UpstreamTimeout
+from router_service.hedging import ExtraCallBudget, StragglerShare
 from router_service.metrics import RouterMetrics
 from router_service.route_health import RouteHealth
 
@@ -29,8 +37,10 @@ MIN_ATTEMPT_MS = 1.0
 # The next route's reservation: its predicted (p90) latency with headroom, since a fallback that
 # arrives just late is as useless as none.
 RESERVE_FACTOR, RESERVE_EXTRA_MS = 1.2, 0.5
-# An adaptive hedge fires when the primary is this much later than its own predicted p90.
-HEDGE_P90_FACTOR, HEDGE_MIN_MS = 1.5, 1.0
+# An adaptive hedge fires when the primary is this much later than its own predicted p90. At
+# 1.5 (before the hedge budget and the straggler rule) hedges fired too late to halve p99 in the
+# benchmark's straggler run: the straggled requests were answered at 1.5 x p90 + the hedge's call.
+HEDGE_P90_FACTOR, HEDGE_MIN_MS = 1.0, 1.0
 # A timeout counts against a route's circuit only if the attempt had this many times the
 # route's predicted latency: a request that arrived with little budget left says nothing about
 # the route's health, and counting it would open every circuit whenever robots run late.
@@ -74,12 +84,16 @@ class Forwarder:
         # Label children resolved once: `.labels()` is a dict lookup under a lock per call.
         self._upstream_hist = {r: metrics.upstream_duration.labels(route=r) for r in health}
         self._circuit = {r: metrics.circuit_open.labels(route=r) for r in health}
+        self._hedge_budget = ExtraCallBudget(hedging.max_extra_share)
+        self._stragglers = {r: StragglerShare() for r in health}
+        self._no_budget = {r: metrics.hedges_over_budget.labels(route=r) for r in health}
 
     async def forward(self, chain: list[str], deadline: float, query: Query,
                       reply_margin_ms: float = 1.0) -> ForwardResult:
         """`reply_margin_ms` is kept back from the deadline for writing the reply."""
         deadline -= reply_margin_ms / 1000
         result = ForwardResult(route=HOLD_ROUTE, action=None)
+        self._hedge_budget.earn()
         i = 0
         while i < len(chain):
             route = chain[i]
@@ -91,7 +105,9 @@ class Forwarder:
                 self._note_failure(result, route, nxt, reason)
                 i += 1
                 continue
-            hedge_with = nxt if self._should_hedge(nxt) else None
+            if i > 0:
+                self._hedge_budget.spend()  # a fallback attempt is an extra call too
+            hedge_with = nxt if self._should_hedge(route, nxt) else None
             timeout_s = self._attempt_timeout_s(nxt, deadline, reserve=hedge_with is None)
             try:
                 if hedge_with is not None:
@@ -121,8 +137,15 @@ class Forwarder:
             return "circuit_open"
         return None
 
-    def _should_hedge(self, nxt: str) -> bool:
-        return self.hedging.enabled and nxt != HOLD_ROUTE and self.health[nxt].usable()
+    def _should_hedge(self, route: str, nxt: str) -> bool:
+        if not (self.hedging.enabled and nxt != HOLD_ROUTE and self.health[nxt].usable()):
+            return False
+        if self.hedging.adaptive and not self._stragglers[route].straggles():
+            return False
+        if not self._hedge_budget.can_hedge():
+            self._no_budget[route].inc()
+            return False
+        return True
 
     def hedge_delay_ms(self, route: str) -> float:
         if not self.hedging.adaptive:
@@ -149,13 +172,13 @@ class Forwarder:
                 row = await self.batchers[route].infer(query.state, conditioning, timeout_s,
                                                        slack_s)
         except TimeoutError as exc:
-            self._verdict(route, timeout_s)
+            self._verdict(route, timeout_s, time.perf_counter() - start)
             raise UpstreamTimeout(f"{route}: no answer within {timeout_s * 1000:.1f} ms") from exc
         except UpstreamTimeout:
-            self._verdict(route, timeout_s)
+            self._verdict(route, timeout_s, time.perf_counter() - start)
             raise
         except UpstreamError:
-            self._verdict(route, None)
+            self._verdict(route, None, time.perf_counter() - start)
             raise
         except asyncio.CancelledError:
             health.breaker.release()  # a hedge loser says nothing about the route's health
@@ -164,14 +187,21 @@ class Forwarder:
             elapsed = time.perf_counter() - start
             res.upstream_ms += elapsed * 1000
             self._upstream_hist[route].observe(elapsed)
+        self._observe_straggler(route, (time.perf_counter() - start) * 1000)
         health.latency.observe(row.call_ms)
         health.breaker.record_success()
         self._circuit[route].set(0)
         return row
 
-    def _verdict(self, route: str, timed_out_after_s: float | None) -> None:
+    def _observe_straggler(self, route: str, elapsed_ms: float) -> None:
+        latency = self.health[route].latency
+        if latency.measured():  # against a prior, a route's first calls would all look late
+            self._stragglers[route].observe(elapsed_ms > STRAGGLER_FACTOR * latency.predicted_ms())
+
+    def _verdict(self, route: str, timed_out_after_s: float | None, elapsed_s: float) -> None:
         """A failed attempt: an error always counts against the route; a timeout only when the
         route had ample time (BREAKER_TIMEOUT_FACTOR x its predicted latency)."""
+        self._observe_straggler(route, elapsed_s * 1000)
         health = self.health[route]
         ample = BREAKER_TIMEOUT_FACTOR * health.latency.predicted_ms() / 1000
         if timed_out_after_s is not None and timed_out_after_s < ample:
@@ -193,6 +223,7 @@ class Forwarder:
         if first not in done:
             res.hedged = True
             self.metrics.hedges.labels(route=primary).inc()
+        self._hedge_budget.spend()  # the backup's call: a hedge, or a fallback if first failed
         racers = {asyncio.ensure_future(self._call(backup, budget_s(), query, res)): backup}
         if first not in done:
             racers[first] = primary
@@ -204,6 +235,10 @@ class Forwarder:
                 )
                 for task in finished:
                     if task.exception() is None:
+                        if task is not first and first in pending:
+                            # Out longer than the hedge delay and the hedge's whole call: a
+                            # straggler, though cancelled before it could time out as one.
+                            self._stragglers[primary].observe(True)
                         return racers[task], task.result()
         finally:
             for task in pending:

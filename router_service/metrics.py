@@ -77,6 +77,10 @@ class RouterMetrics:
             "router_hedges", "Hedged requests: the backup route was also asked", ["route"],
             registry=r,
         )
+        self.hedges_over_budget = Counter(
+            "router_hedges_over_budget", "Hedges not sent: the extra-call budget was spent "
+            "(routing.hedging.max_extra_share)", ["route"], registry=r,
+        )
         self.shed = Counter("router_shed", "Requests shed at once", ["reason"], registry=r)
         self.concurrency_limit = Gauge(
             "router_concurrency_limit", "Requests this process admits in flight (adaptive)",

@@ -38,9 +38,12 @@ class LatencyEstimator:
             self._since_recompute = 0
             self._cached_ms = float(np.quantile(np.fromiter(self._samples, float), self.quantile))
 
+    def measured(self) -> bool:
+        """Enough samples to trust the quantile (until then the contract's prior holds)."""
+        return self._cached_ms is not None and len(self._samples) >= 8
+
     def predicted_ms(self) -> float:
-        # Too few samples to trust a quantile: the contract's prior holds.
-        if self._cached_ms is None or len(self._samples) < 8:
+        if not self.measured() or self._cached_ms is None:
             return self.prior_ms
         return self._cached_ms
 

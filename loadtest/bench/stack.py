@@ -23,6 +23,8 @@ import yaml
 from deploy.local.local_stack import LocalStack, StackOptions
 from deploy.local.process import ManagedProcess, free_port, free_ports, http_ok, port_open
 from policies.serving.manifest import task_id
+from router_service.forwarding import HEDGE_MIN_MS, HEDGE_P90_FACTOR
+from router_service.hedging import MIN_STRAGGLER_SHARE
 
 REPO = Path(__file__).resolve().parents[2]
 ROBOT_KEY = "bench-robot-key"  # local, throwaway: this stack listens on 127.0.0.1 only
@@ -54,7 +56,8 @@ def bench_contract(base: Path, table: Path, hedging: bool, version: str) -> dict
     data["calibration"]["table"] = str(table.resolve())
     for key in ("model", "norm_stats"):
         data["task_classifier"][key] = str((here / data["task_classifier"][key]).resolve())
-    # Adaptive: the hedge fires at 1.5x the primary's own p90, not a fixed delay (forwarding.py).
+    # Adaptive: the hedge fires at the primary's own p90 on a route that straggles, within the
+    # extra-call budget (forwarding.py, hedging.py), not after a fixed delay.
     data["routing"]["hedging"].update(enabled=hedging, adaptive=True)
     return data
 
@@ -163,8 +166,12 @@ class BenchStack:
     def hedge_delay_ms(self) -> str:
         data: dict[str, Any] = yaml.safe_load(self.contract_path.read_text())
         hedging = data["routing"]["hedging"]
+        share = float(hedging.get("max_extra_share", 0.05))
         if hedging.get("adaptive"):
-            return "adaptive: 1.5x the primary route's predicted p90 (at least 1 ms)"
+            return (f"adaptive: {HEDGE_P90_FACTOR:g}x the primary route's predicted p90 (at "
+                    f"least {HEDGE_MIN_MS:g} ms), only on a route of which at least "
+                    f"{MIN_STRAGGLER_SHARE:.0%} of recent calls straggled; extra calls "
+                    f"(hedges and fallbacks) at most {share:.0%} of requests")
         return f"{float(hedging['delay_ms']):g} ms"
 
     def set_hedging(self, enabled: bool) -> dict[str, Any]:

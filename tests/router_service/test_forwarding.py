@@ -25,11 +25,12 @@ QUERY = Query(np.zeros(39, dtype=np.float32), np.ones(3, dtype=np.float32) / 3)
 class Harness:
     """A real `Forwarder` whose upstream call is whichever scripted upstream a test passes."""
 
-    def __init__(self, hedge_ms: float | None, threshold: int, prior_ms: float) -> None:
+    def __init__(self, hedge_ms: float | None, threshold: int, prior_ms: float,
+                 hedging: Hedging | None = None) -> None:
         health = {r: RouteHealth(LatencyEstimator(prior_ms=prior_ms),
                                  CircuitBreaker(threshold, 10.0)) for r in (SPEC, GEN)}
         self.up: ScriptedUpstream | None = None
-        hedging = Hedging(enabled=hedge_ms is not None, delay_ms=hedge_ms or 8.0)
+        hedging = hedging or Hedging(enabled=hedge_ms is not None, delay_ms=hedge_ms or 8.0)
         self.fwd = Forwarder(health, RouterMetrics(), self._call, GEN, Batching(), hedging)
 
     async def _call(self, route: str, obs: NDArray[np.float32],
@@ -45,8 +46,8 @@ class Harness:
 
 
 def make_forwarder(hedge_ms: float | None = None, threshold: int = 3,
-                   prior_ms: float = 2.0) -> Harness:
-    return Harness(hedge_ms, threshold, prior_ms)
+                   prior_ms: float = 2.0, hedging: Hedging | None = None) -> Harness:
+    return Harness(hedge_ms, threshold, prior_ms, hedging)
 
 
 class ScriptedUpstream:
@@ -56,12 +57,15 @@ class ScriptedUpstream:
         self.delays = delays
         self.calls: list[tuple[str, float]] = []
         self.cancelled: list[str] = []
+        self.spec_delays: list[float] = []  # if set: the specialist's delay, call by call
 
     async def __call__(self, route: str, obs: NDArray[np.float32],
                        cond: NDArray[np.float32] | None, timeout_s: float
                        ) -> NDArray[np.float32]:
         self.calls.append((route, timeout_s))
         delay = self.delays[route]
+        if route == SPEC and self.spec_delays:
+            delay = self.spec_delays.pop(0)
         if delay is None:
             raise UpstreamRejected(f"{route} failed")
         try:
@@ -145,3 +149,46 @@ async def test_hedge_both_fail_then_hold(primary_delay: float | None) -> None:
     res = await make_forwarder(hedge_ms=2.0).forward([SPEC, GEN, HOLD_ROUTE],
                                                       deadline_in(30), up)
     assert res.route == HOLD_ROUTE
+
+
+async def test_hedges_stay_within_the_extra_call_budget() -> None:
+    """Every request is late enough to hedge; only max_extra_share of them may be (plus the
+    one call the budget starts with); the rest wait for their own route."""
+    up = ScriptedUpstream({SPEC: 0.006, GEN: 0.001})
+    fwd = make_forwarder(hedging=Hedging(enabled=True, delay_ms=1.0, max_extra_share=0.05))
+    results = [await fwd.forward([SPEC, GEN, HOLD_ROUTE], deadline_in(60), up)
+               for _ in range(60)]
+    hedged = sum(r.hedged for r in results)
+    assert 1 <= hedged <= 1 + 0.05 * 60
+    assert sum(r.route == SPEC for r in results) >= 60 - hedged
+
+
+async def test_fallbacks_spend_the_hedge_budget() -> None:
+    """A failing specialist falls back on every request; those extra calls use up the budget,
+    so a later late specialist is not hedged as well."""
+    up = ScriptedUpstream({SPEC: None, GEN: 0.001})
+    fwd = make_forwarder(hedging=Hedging(enabled=True, delay_ms=1.0, max_extra_share=0.05),
+                         threshold=1000)
+    for _ in range(20):
+        assert (await fwd.forward([SPEC, GEN, HOLD_ROUTE], deadline_in(60), up)).route == GEN
+    up.delays[SPEC] = 0.006
+    res = await fwd.forward([SPEC, GEN, HOLD_ROUTE], deadline_in(60), up)
+    assert res.route == SPEC and not res.hedged
+
+
+async def test_adaptive_hedges_only_a_route_that_straggles() -> None:
+    """Adaptive: a route answering in steady time (2-4 ms) is never hedged, though a tenth of
+    its calls pass its p90; once it straggles (every 10th call 120 ms) those calls are."""
+    steady_ms = [2.0 + (i * 7 % 20) / 10 for i in range(200)]  # 2.0-3.9 ms, spread evenly
+    up = ScriptedUpstream({SPEC: 0.003, GEN: 0.001})
+    up.spec_delays = [ms / 1000 for ms in steady_ms[:40]]
+    fwd = make_forwarder(prior_ms=3.0, hedging=Hedging(enabled=True, adaptive=True,
+                                                       max_extra_share=0.5))
+    steady = [await fwd.forward([SPEC, GEN, HOLD_ROUTE], deadline_in(200), up)
+              for _ in range(40)]
+    assert not any(r.hedged for r in steady)
+    up.spec_delays = [0.12 if i % 10 == 0 else steady_ms[i] / 1000 for i in range(60)]
+    straggling = [await fwd.forward([SPEC, GEN, HOLD_ROUTE], deadline_in(200), up)
+                  for _ in range(60)]
+    won = [i for i, r in enumerate(straggling) if r.hedged and r.route == GEN]
+    assert won == [10, 20, 30, 40, 50]  # the first straggler taught it; the rest are hedged

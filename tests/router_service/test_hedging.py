@@ -1,0 +1,46 @@
+"""The hedge budget and the straggler share (router_service/hedging.py)."""
+
+from __future__ import annotations
+
+from router_service.hedging import MIN_STRAGGLER_SHARE, ExtraCallBudget, StragglerShare
+
+
+def test_budget_allows_its_share_of_requests_over_a_long_run() -> None:
+    budget = ExtraCallBudget(share=0.05, burst=10.0)
+    hedges = 0
+    for _ in range(10_000):
+        budget.earn()
+        if budget.can_hedge():
+            budget.spend()
+            hedges += 1
+    assert 495 <= hedges <= 501  # 5% of 10,000, plus the one call it starts with
+
+
+def test_fallbacks_run_the_budget_into_bounded_debt() -> None:
+    budget = ExtraCallBudget(share=0.05, burst=10.0)
+    for _ in range(1_000):
+        budget.spend()  # a fallback storm: never refused
+    assert not budget.can_hedge()
+    for _ in range(219):  # 10 of debt + 1 call = 220 requests at 5%
+        budget.earn()
+    assert not budget.can_hedge()
+    budget.earn()
+    assert budget.can_hedge()
+
+
+def test_zero_share_never_hedges() -> None:
+    budget = ExtraCallBudget(share=0.0)
+    budget.earn()
+    assert not budget.can_hedge()
+
+
+def test_straggler_share_over_its_window() -> None:
+    share = StragglerShare(window=100)
+    assert share.share() == 0.0 and not share.straggles()
+    for i in range(100):
+        share.observe(i % 50 == 0)  # 2%
+    assert share.share() == 0.02 and share.straggles()
+    for _ in range(100):
+        share.observe(False)  # the stragglers leave the window
+    assert share.share() == 0.0 and not share.straggles()
+    assert MIN_STRAGGLER_SHARE > 0
