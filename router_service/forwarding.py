@@ -37,10 +37,10 @@ MIN_ATTEMPT_MS = 1.0
 # The next route's reservation: its predicted (p90) latency with headroom, since a fallback that
 # arrives just late is as useless as none.
 RESERVE_FACTOR, RESERVE_EXTRA_MS = 1.2, 0.5
-# An adaptive hedge fires when the primary is this much later than its own predicted p90. At
-# 1.5 (before the hedge budget and the straggler rule) hedges fired too late to halve p99 in the
-# benchmark's straggler run: the straggled requests were answered at 1.5 x p90 + the hedge's call.
-HEDGE_P90_FACTOR, HEDGE_MIN_MS = 1.0, 1.0
+# An adaptive hedge fires once the primary is later than its route's p95 (LatencyEstimator's
+# tail), at least this: at 1.5 x p90 (before the budget and the straggler rule) hedges fired too
+# late to halve p99 in the benchmark's straggler run.
+HEDGE_MIN_MS = 1.0
 # A timeout counts against a route's circuit only if the attempt had this many times the
 # route's predicted latency: a request that arrived with little budget left says nothing about
 # the route's health, and counting it would open every circuit whenever robots run late.
@@ -108,16 +108,23 @@ class Forwarder:
             if i > 0:
                 self._hedge_budget.spend()  # a fallback attempt is an extra call too
             hedge_with = nxt if self._should_hedge(route, nxt) else None
-            timeout_s = self._attempt_timeout_s(nxt, deadline, reserve=hedge_with is None)
+            # Reserved for `nxt` even when hedging: the hedge may not be in the budget by then.
+            timeout_s = self._attempt_timeout_s(nxt, deadline, reserve=True)
             try:
                 if hedge_with is not None:
-                    winner, row = await self._hedged(route, hedge_with, deadline, query, result)
+                    won = await self._hedged(route, hedge_with, deadline, timeout_s, query,
+                                             result)
                 else:
-                    winner, row = route, await self._call(route, timeout_s, query, result)
+                    won = route, await self._call(route, timeout_s, query, result)
             except UpstreamError as exc:
                 self._note_failure(result, route, nxt, exc.reason)
                 i += 2 if hedge_with is not None else 1  # a lost hedge already tried `nxt`
                 continue
+            if isinstance(won, str):  # no hedge in the budget: `nxt` is a plain fallback
+                self._note_failure(result, route, nxt, won)
+                i += 1
+                continue
+            winner, row = won
             result.route, result.action, result.batch_size = winner, row.action, row.batch_size
             result.path.append(f"{winner}:ok")
             if winner != route:
@@ -138,19 +145,15 @@ class Forwarder:
         return None
 
     def _should_hedge(self, route: str, nxt: str) -> bool:
+        """Whether to race `nxt` if `route` is late (the budget is asked when it is)."""
         if not (self.hedging.enabled and nxt != HOLD_ROUTE and self.health[nxt].usable()):
             return False
-        if self.hedging.adaptive and not self._stragglers[route].straggles():
-            return False
-        if not self._hedge_budget.can_hedge():
-            self._no_budget[route].inc()
-            return False
-        return True
+        return not self.hedging.adaptive or self._stragglers[route].straggles()
 
     def hedge_delay_ms(self, route: str) -> float:
         if not self.hedging.adaptive:
             return self.hedging.delay_ms
-        return max(HEDGE_MIN_MS, HEDGE_P90_FACTOR * self.health[route].latency.predicted_ms())
+        return max(HEDGE_MIN_MS, self.health[route].latency.tail_ms())
 
     def _attempt_timeout_s(self, nxt: str, deadline: float, reserve: bool) -> float:
         remaining_ms = (deadline - time.monotonic()) * 1000
@@ -210,16 +213,31 @@ class Forwarder:
         health.breaker.record_failure()
         self._circuit[route].set(int(health.breaker.is_open))
 
-    async def _hedged(self, primary: str, backup: str, deadline: float, query: Query,
-                      res: ForwardResult) -> tuple[str, RowResult]:
+    async def _hedged(self, primary: str, backup: str, deadline: float, timeout_s: float,
+                      query: Query, res: ForwardResult) -> tuple[str, RowResult] | str:
+        """The primary, raced by `backup` once it is late and the budget has a call. Late with
+        no call to spare, it is an unhedged attempt cut at `timeout_s` (its reserved share):
+        its failure reason comes back and the caller falls back to `backup` as usual."""
         def budget_s() -> float:
             return max(deadline - time.monotonic(), 0.0)
 
+        start = time.monotonic()
         first = asyncio.ensure_future(self._call(primary, budget_s(), query, res))
-        delay_s = min(self.hedge_delay_ms(primary) / 1000, budget_s())
+        delay_s = min(self.hedge_delay_ms(primary) / 1000, timeout_s)
         done, _ = await asyncio.wait({first}, timeout=delay_s)
         if first in done and first.exception() is None:
             return primary, first.result()
+        if first not in done and not self._hedge_budget.can_hedge():
+            self._no_budget[primary].inc()
+            done, _ = await asyncio.wait({first}, timeout=start + timeout_s - time.monotonic())
+            if first in done:
+                exc = first.exception()
+                if exc is None:
+                    return primary, first.result()
+                return exc.reason if isinstance(exc, UpstreamError) else "error"
+            first.cancel()
+            self._verdict(primary, timeout_s, time.monotonic() - start)
+            return "timeout"
         if first not in done:
             res.hedged = True
             self.metrics.hedges.labels(route=primary).inc()

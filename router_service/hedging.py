@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 # A route hedges (adaptive) once at least this share of its recent calls straggled.
 MIN_STRAGGLER_SHARE = 0.01
+MIN_CALLS = 100  # fewer: one late call (a scheduler hiccup) would read as a straggling route
 STRAGGLER_WINDOW = 512  # calls
 
 
@@ -62,4 +63,4 @@ class StragglerShare:
         return self._straggled / len(self._calls) if self._calls else 0.0
 
     def straggles(self) -> bool:
-        return self.share() >= MIN_STRAGGLER_SHARE
+        return len(self._calls) >= MIN_CALLS and self.share() >= MIN_STRAGGLER_SHARE

@@ -23,10 +23,12 @@ class LatencyEstimator:
 
     prior_ms: float
     quantile: float = 0.9
+    tail_quantile: float = 0.95  # where an adaptive hedge fires (forwarding.py)
     window: int = 256
     recompute_every: int = 16
     _samples: deque[float] = field(default_factory=deque, init=False)
     _cached_ms: float | None = field(default=None, init=False)
+    _cached_tail_ms: float = field(default=0.0, init=False)
     _since_recompute: int = field(default=0, init=False)
 
     def observe(self, latency_ms: float) -> None:
@@ -36,7 +38,8 @@ class LatencyEstimator:
         self._since_recompute += 1
         if self._since_recompute >= self.recompute_every or self._cached_ms is None:
             self._since_recompute = 0
-            self._cached_ms = float(np.quantile(np.fromiter(self._samples, float), self.quantile))
+            q = np.quantile(np.fromiter(self._samples, float), (self.quantile, self.tail_quantile))
+            self._cached_ms, self._cached_tail_ms = float(q[0]), float(q[1])
 
     def measured(self) -> bool:
         """Enough samples to trust the quantile (until then the contract's prior holds)."""
@@ -46,6 +49,10 @@ class LatencyEstimator:
         if not self.measured() or self._cached_ms is None:
             return self.prior_ms
         return self._cached_ms
+
+    def tail_ms(self) -> float:
+        """The `tail_quantile` of recent samples (the prior until measured)."""
+        return self._cached_tail_ms if self.measured() else self.prior_ms
 
 
 @dataclass

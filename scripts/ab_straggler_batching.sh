@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# A/B of the batcher's straggler rule (commit eeec0b5): before it, rows for a route waited
-# (up to max_wait, 2 ms) while any call for it was in flight, a straggler included; after it, a
-# call out longer than 2x the route's predicted latency no longer holds them. The bench's
-# straggler step (reference, hedging off, hedging on; 4 robots) per version, interleaved.
-# Usage: OUT=results/ab-straggler scripts/ab_straggler_batching.sh  (docs/benchmarks/straggler-batching.md)
+# A/B of the forwarder (hedging) and batcher between commits: the bench's straggler step
+# (reference, hedging off, hedging on; 4 robots) per version, interleaved rounds. Each version's
+# FILES are taken from its commit ("work": the working tree as it is); everything else is the
+# working tree's. Written for eeec0b5 (the batcher's straggler rule) and the hedge budget.
+# Usage: OUT=results/ab-straggler VERSIONS="eeec0b5~1 work" scripts/ab_straggler_batching.sh
+#   (docs/benchmarks/straggler-hedging.md)
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:?}
+VERSIONS=${VERSIONS:-eeec0b5~1 work}
+FILES=${FILES:-router_service/batching.py router_service/forwarding.py}
 mkdir -p "$OUT"
-for f in batching forwarding; do
-  git show eeec0b5~1:router_service/$f.py > "$OUT/$f-old.py"
-  cp router_service/$f.py "$OUT/$f-new.py"
+slug() { echo "$1" | tr -c 'A-Za-z0-9\n' '_'; }
+for f in $FILES; do cp "$f" "$OUT/$(slug "$f")@work"; done
+for v in $VERSIONS; do
+  [ "$v" = work ] && continue
+  for f in $FILES; do git show "$v:$f" > "$OUT/$(slug "$f")@$(slug "$v")"; done
 done
-trap 'for f in batching forwarding; do cp "$OUT/$f-new.py" router_service/$f.py; done' EXIT
+restore() { for f in $FILES; do cp "$OUT/$(slug "$f")@work" "$f"; done; }
+trap restore EXIT
 for round in ${ROUNDS:-1 2}; do
-  for version in new old; do
-    for f in batching forwarding; do cp "$OUT/$f-$version.py" router_service/$f.py; done
-    .venv/bin/python -m loadtest.bench --steps straggler --straggler-robots ${ROBOTS:-4} \
-      --out "$OUT/$version-$round" > "$OUT/$version-$round.log" 2>&1
+  for v in $VERSIONS; do
+    for f in $FILES; do cp "$OUT/$(slug "$f")@$(slug "$v")" "$f"; done
+    .venv/bin/python -m loadtest.bench --steps straggler --straggler-robots "${ROBOTS:-4}" \
+      --out "$OUT/$(slug "$v")-$round" > "$OUT/$(slug "$v")-$round.log" 2>&1
   done
 done

@@ -23,7 +23,7 @@ import yaml
 from deploy.local.local_stack import LocalStack, StackOptions
 from deploy.local.process import ManagedProcess, free_port, free_ports, http_ok, port_open
 from policies.serving.manifest import task_id
-from router_service.forwarding import HEDGE_MIN_MS, HEDGE_P90_FACTOR
+from router_service.forwarding import HEDGE_MIN_MS
 from router_service.hedging import MIN_STRAGGLER_SHARE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def bench_contract(base: Path, table: Path, hedging: bool, version: str) -> dict
     data["calibration"]["table"] = str(table.resolve())
     for key in ("model", "norm_stats"):
         data["task_classifier"][key] = str((here / data["task_classifier"][key]).resolve())
-    # Adaptive: the hedge fires at the primary's own p90 on a route that straggles, within the
+    # Adaptive: the hedge fires at the primary's own p95 on a route that straggles, within the
     # extra-call budget (forwarding.py, hedging.py), not after a fixed delay.
     data["routing"]["hedging"].update(enabled=hedging, adaptive=True)
     return data
@@ -168,8 +168,8 @@ class BenchStack:
         hedging = data["routing"]["hedging"]
         share = float(hedging.get("max_extra_share", 0.05))
         if hedging.get("adaptive"):
-            return (f"adaptive: {HEDGE_P90_FACTOR:g}x the primary route's predicted p90 (at "
-                    f"least {HEDGE_MIN_MS:g} ms), only on a route of which at least "
+            return (f"adaptive: the primary route's p95 (at least {HEDGE_MIN_MS:g} ms), only "
+                    f"on a route of which at least "
                     f"{MIN_STRAGGLER_SHARE:.0%} of recent calls straggled; extra calls "
                     f"(hedges and fallbacks) at most {share:.0%} of requests")
         return f"{float(hedging['delay_ms']):g} ms"

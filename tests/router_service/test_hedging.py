@@ -37,9 +37,11 @@ def test_zero_share_never_hedges() -> None:
 def test_straggler_share_over_its_window() -> None:
     share = StragglerShare(window=100)
     assert share.share() == 0.0 and not share.straggles()
-    for i in range(100):
-        share.observe(i % 50 == 0)  # 2%
-    assert share.share() == 0.02 and share.straggles()
+    share.observe(True)
+    assert share.share() == 1.0 and not share.straggles()  # one call is no evidence yet
+    for i in range(99):
+        share.observe(i % 50 == 0)  # 3 in 100
+    assert share.share() == 0.03 and share.straggles()
     for _ in range(100):
         share.observe(False)  # the stragglers leave the window
     assert share.share() == 0.0 and not share.straggles()
