@@ -177,18 +177,20 @@ async def test_fallbacks_spend_the_hedge_budget() -> None:
 
 
 async def test_adaptive_hedges_only_a_route_that_straggles() -> None:
-    """Adaptive: a route answering in steady time (5-10 ms) is never hedged, though a twentieth
-    of its calls pass its p95; once it straggles (every 10th call 150 ms) those calls are."""
-    steady_ms = [5.0 + (i * 7 % 20) / 4 for i in range(200)]  # 5.0-9.75 ms, spread evenly
-    up = ScriptedUpstream({SPEC: 0.005, GEN: 0.001})
+    """Adaptive: a route answering in steady time (20-39 ms) is never hedged, though a
+    twentieth of its calls pass its p95; once it straggles (every 10th call 300 ms) those calls
+    are. Steady calls are tens of ms so that a loaded machine's scheduling delay (CI once saw
+    two 5-10 ms calls pass 2x their p90) does not read as straggling."""
+    steady_ms = [20.0 + (i * 7 % 20) for i in range(200)]  # 20-39 ms, spread evenly
+    up = ScriptedUpstream({SPEC: 0.02, GEN: 0.001})
     up.spec_delays = [ms / 1000 for ms in steady_ms[:120]]
-    fwd = make_forwarder(prior_ms=8.0, hedging=Hedging(enabled=True, adaptive=True,
-                                                       max_extra_share=0.5))
-    steady = [await fwd.forward([SPEC, GEN, HOLD_ROUTE], deadline_in(400), up)
+    fwd = make_forwarder(prior_ms=30.0, hedging=Hedging(enabled=True, adaptive=True,
+                                                        max_extra_share=0.5))
+    steady = [await fwd.forward([SPEC, GEN, HOLD_ROUTE], deadline_in(1000), up)
               for _ in range(120)]
     assert not any(r.hedged for r in steady)
-    up.spec_delays = [0.15 if i % 10 == 0 else steady_ms[i] / 1000 for i in range(60)]
-    straggling = [await fwd.forward([SPEC, GEN, HOLD_ROUTE], deadline_in(400), up)
+    up.spec_delays = [0.3 if i % 10 == 0 else steady_ms[i] / 1000 for i in range(60)]
+    straggling = [await fwd.forward([SPEC, GEN, HOLD_ROUTE], deadline_in(1000), up)
                   for _ in range(60)]
     won = [i for i, r in enumerate(straggling) if r.hedged and r.route == GEN]
     # The stragglers at 0 and 10 bring its share to 2 in ~120 calls (over 1%); the rest are
