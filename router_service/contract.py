@@ -50,9 +50,10 @@ class Objective(Frozen):
 class Hedging(Frozen):
     enabled: bool = False
     delay_ms: float = Field(gt=0.0, default=8.0)  # used when not adaptive
-    # Adaptive: hedge once the primary is later than its own predicted p90, and only on a route
-    # that straggles (router_service/hedging.py): not after a fixed delay that is too late on a
-    # fast route and too early on a slow one, nor on a route whose tail is only load.
+    # Adaptive: hedge once the primary is a straggler (2x its route's predicted p90, or past its
+    # p95 if later), and only on a route that straggles (router_service/hedging.py): not after a
+    # fixed delay that is too late on a fast route and too early on a slow one, nor on a route
+    # whose tail is only load.
     adaptive: bool = False
     # Extra upstream calls (hedges and fallback attempts together) per request, at most, over
     # any long run: hedges are what is left after fallbacks.

@@ -56,8 +56,8 @@ def bench_contract(base: Path, table: Path, hedging: bool, version: str) -> dict
     data["calibration"]["table"] = str(table.resolve())
     for key in ("model", "norm_stats"):
         data["task_classifier"][key] = str((here / data["task_classifier"][key]).resolve())
-    # Adaptive: the hedge fires at the primary's own p95 on a route that straggles, within the
-    # extra-call budget (forwarding.py, hedging.py), not after a fixed delay.
+    # Adaptive: the hedge fires once the primary straggles (2x its p90) on a route that straggles,
+    # within the extra-call budget (forwarding.py, hedging.py), not after a fixed delay.
     data["routing"]["hedging"].update(enabled=hedging, adaptive=True)
     return data
 
@@ -168,7 +168,8 @@ class BenchStack:
         hedging = data["routing"]["hedging"]
         share = float(hedging.get("max_extra_share", 0.05))
         if hedging.get("adaptive"):
-            return (f"adaptive: the primary route's p95 (at least {HEDGE_MIN_MS:g} ms), only "
+            return ("adaptive: once the primary is a straggler (2x its route's p90, or its p95 "
+                    f"if later, at least {HEDGE_MIN_MS:g} ms), only "
                     f"on a route of which at least "
                     f"{MIN_STRAGGLER_SHARE:.0%} of recent calls straggled; extra calls "
                     f"(hedges and fallbacks) at most {share:.0%} of requests")

@@ -177,10 +177,11 @@ async def test_fallbacks_spend_the_hedge_budget() -> None:
 
 
 async def test_adaptive_hedges_only_a_route_that_straggles() -> None:
-    """Adaptive: a route answering in steady time (20-39 ms) is never hedged, though a
-    twentieth of its calls pass its p95; once it straggles (every 10th call 300 ms) those calls
-    are. Steady calls are tens of ms so that a loaded machine's scheduling delay (CI once saw
-    two 5-10 ms calls pass 2x their p90) does not read as straggling."""
+    """Adaptive: a route answering in steady time (20-39 ms) is never hedged; once it straggles
+    (every 10th call 300 ms) those calls are, and its steady calls still are not, though a
+    twentieth of them pass its p95 (the hedge waits for 2x its p90). Steady calls are tens of
+    ms so that a loaded machine's scheduling delay (CI once saw two 5-10 ms calls pass 2x their
+    p90) does not read as straggling."""
     steady_ms = [20.0 + (i * 7 % 20) for i in range(200)]  # 20-39 ms, spread evenly
     up = ScriptedUpstream({SPEC: 0.02, GEN: 0.001})
     up.spec_delays = [ms / 1000 for ms in steady_ms[:120]]
