@@ -58,6 +58,10 @@ class Hedging(Frozen):
     # Extra upstream calls (hedges and fallback attempts together) per request, at most, over
     # any long run: hedges are what is left after fallbacks.
     max_extra_share: float = Field(ge=0.0, le=1.0, default=0.05)
+    # Extra calls that can be saved up (and the most debt fallbacks can run up). Stragglers come
+    # in runs: a stalled route is late for every call during its stall (the straggler A/B saw
+    # runs of 10 and more), and a run longer than the savings goes unhedged.
+    max_extra_burst: float = Field(ge=1.0, le=10_000.0, default=50.0)
 
 
 class Batching(Frozen):

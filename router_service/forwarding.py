@@ -85,7 +85,7 @@ class Forwarder:
         # Label children resolved once: `.labels()` is a dict lookup under a lock per call.
         self._upstream_hist = {r: metrics.upstream_duration.labels(route=r) for r in health}
         self._circuit = {r: metrics.circuit_open.labels(route=r) for r in health}
-        self._hedge_budget = ExtraCallBudget(hedging.max_extra_share)
+        self._hedge_budget = ExtraCallBudget(hedging.max_extra_share, hedging.max_extra_burst)
         self._stragglers = {r: StragglerShare() for r in health}
         self._no_budget = {r: metrics.hedges_over_budget.labels(route=r) for r in health}
 

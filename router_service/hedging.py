@@ -29,7 +29,7 @@ STRAGGLER_WINDOW = 512  # calls
 @dataclass
 class ExtraCallBudget:
     share: float  # extra calls allowed per request
-    burst: float = 10.0  # most calls that can be saved up (and most debt fallbacks can run up)
+    burst: float = 50.0  # most calls that can be saved up (and most debt fallbacks can run up)
     _tokens: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:

@@ -172,7 +172,8 @@ class BenchStack:
                     f"if later, at least {HEDGE_MIN_MS:g} ms), only "
                     f"on a route of which at least "
                     f"{MIN_STRAGGLER_SHARE:.0%} of recent calls straggled; extra calls "
-                    f"(hedges and fallbacks) at most {share:.0%} of requests")
+                    f"(hedges and fallbacks) at most {share:.0%} of requests, "
+                    f"{float(hedging.get('max_extra_burst', 50.0)):g} saved up at most")
         return f"{float(hedging['delay_ms']):g} ms"
 
     def set_hedging(self, enabled: bool) -> dict[str, Any]:

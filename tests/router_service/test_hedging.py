@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from router_service.contract import Hedging
 from router_service.hedging import MIN_STRAGGLER_SHARE, ExtraCallBudget, StragglerShare
 
 
@@ -46,3 +47,23 @@ def test_straggler_share_over_its_window() -> None:
         share.observe(False)  # the stragglers leave the window
     assert share.share() == 0.0 and not share.straggles()
     assert MIN_STRAGGLER_SHARE > 0
+
+
+def test_savings_cover_a_run_of_stragglers() -> None:
+    """A stalled route is late for every call of its stall: the calls saved up in quiet time
+    must cover the run. 400 requests at 5% save 20; a cap of 10 would hedge only half of a run
+    of 20 (the straggler A/B's runs went unhedged that way)."""
+    def hedged_in_a_run(burst: float) -> int:
+        budget = ExtraCallBudget(share=0.05, burst=burst)
+        for _ in range(400):
+            budget.earn()
+        hedged = 0
+        for _ in range(20):  # 20 late calls in a row, each a request of its own
+            budget.earn()
+            if budget.can_hedge():
+                budget.spend()
+                hedged += 1
+        return hedged
+
+    assert hedged_in_a_run(Hedging().max_extra_burst) == 20
+    assert hedged_in_a_run(10.0) <= 11  # its 10, and what it earns during the run
