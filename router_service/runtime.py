@@ -35,6 +35,7 @@ from router_service.settings import RouterSettings
 from router_service.store import MemoryStore, RouterStore, StoreHealth, StoreUnavailable
 from router_service.upstream import TritonUpstream, Upstream
 from router_service.upstream_http import TritonHttpUpstream
+from router_service.upstream_stream import TritonStreamUpstream
 
 log = logging.getLogger("router_service")
 
@@ -104,9 +105,11 @@ class RouterRuntime:
         self.store: RouterStore = (
             RedisStore(settings.redis_url) if settings.redis_url else MemoryStore()
         )
-        self.upstream: Upstream = (TritonHttpUpstream(settings.triton_http_url)
-                                   if settings.triton_protocol == "http"
-                                   else TritonUpstream(settings.triton_grpc_url))
+        self.upstream: Upstream = (
+            TritonHttpUpstream(settings.triton_http_url) if settings.triton_protocol == "http"
+            else TritonStreamUpstream(settings.triton_grpc_url)
+            if settings.triton_protocol == "grpc-stream"
+            else TritonUpstream(settings.triton_grpc_url))
         self.store_health = StoreHealth()
         self.decision_log = DecisionLog(self.store, self.metrics, self.store_health)
         self.leases = EpisodeLeases(self.store, self.metrics, self.store_health)

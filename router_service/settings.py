@@ -16,8 +16,9 @@ class RouterSettings(BaseSettings):
 
     contract_path: Path = Path("deploy/contracts/ci.yaml")
     # How the router calls Triton: KServe v2 HTTP with binary tensors (default: the cheapest per
-    # call here) or gRPC. Each protocol has its own address.
-    triton_protocol: Literal["http", "grpc"] = "http"
+    # call here), unary gRPC, or gRPC on one ModelStreamInfer stream ("grpc-stream"). HTTP and
+    # gRPC each have their own address.
+    triton_protocol: Literal["http", "grpc", "grpc-stream"] = "http"
     triton_http_url: str = "127.0.0.1:8000"
     triton_grpc_url: str = "127.0.0.1:8001"
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")

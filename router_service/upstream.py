@@ -2,7 +2,8 @@
 `GRPCInferenceService` stub on one persistent `grpc.aio` channel per replica, with
 `ModelInferRequest`s built straight from numpy bytes (`raw_input_contents`), not tritonclient's
 per-call `InferInput` objects. The default upstream is HTTP (upstream_http.py), which costs
-the router less than half the CPU per call; gRPC stays for deployments that only expose it.
+the router less than half the CPU per call; gRPC stays for deployments that only expose it
+(and `upstream_stream.py` sends the same requests on one `ModelStreamInfer` stream).
 
 A call carries a batch: `[N, state_dim]` observations (and `[N, tasks]` conditioning for the
 generalist) become one Triton request, whose `[N, action_dim]` answer the batcher splits back.
@@ -63,7 +64,7 @@ class Upstream(Protocol):
     async def close(self) -> None: ...
 
 
-def _convert(exc: grpc.aio.AioRpcError, model: str) -> UpstreamError:
+def convert(exc: grpc.aio.AioRpcError, model: str) -> UpstreamError:
     message = f"{model}: {exc.code().name}: {exc.details()}"
     if exc.code() in _TIMEOUTS:
         return UpstreamTimeout(message)
@@ -77,6 +78,19 @@ def _tensor(request: service_pb2.ModelInferRequest, name: str, rows: NDArray[np.
     spec.name, spec.datatype = name, "FP32"
     spec.shape.extend(rows.shape)
     request.raw_input_contents.append(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
+
+
+def inference_request(model: str, obs: NDArray[np.float32],
+                      conditioning: NDArray[np.float32] | None, timeout_s: float
+                      ) -> service_pb2.ModelInferRequest:
+    """The request for one batch; `timeout` is Triton's own (server-side) request timeout."""
+    request = service_pb2.ModelInferRequest(model_name=model)
+    _tensor(request, OBSERVATION, obs)
+    if conditioning is not None:
+        _tensor(request, TASK_VECTOR, conditioning)
+    request.outputs.add().name = ACTION
+    request.parameters["timeout"].int64_param = max(1, int(timeout_s * 1e6))
+    return request
 
 
 class TritonUpstream:
@@ -95,12 +109,7 @@ class TritonUpstream:
         """`[N, state_dim]` observations (+ `[N, tasks]` conditioning) → `[N, action_dim]`."""
         if timeout_s <= 0:
             raise UpstreamTimeout(f"{model}: no budget left to call")
-        request = service_pb2.ModelInferRequest(model_name=model)
-        _tensor(request, OBSERVATION, obs)
-        if conditioning is not None:
-            _tensor(request, TASK_VECTOR, conditioning)
-        request.outputs.add().name = ACTION
-        request.parameters["timeout"].int64_param = max(1, int(timeout_s * 1e6))
+        request = inference_request(model, obs, conditioning, timeout_s)
         try:
             # The event loop's timer, not the gRPC deadline, cuts the call: grpc.aio delivers
             # an expired deadline 1-3 ms late here, which is a missed control tick. The gRPC
@@ -109,7 +118,7 @@ class TritonUpstream:
                 reply = await self._stub.ModelInfer(
                     request, timeout=timeout_s + GRPC_DEADLINE_SLACK_S)
         except grpc.aio.AioRpcError as exc:
-            raise _convert(exc, model) from exc
+            raise convert(exc, model) from exc
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{model}: timed out") from exc
         return self._action(model, reply, obs.shape[0])
