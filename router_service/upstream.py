@@ -112,16 +112,21 @@ class TritonUpstream:
         request = inference_request(model, obs, conditioning, timeout_s)
         try:
             # The event loop's timer, not the gRPC deadline, cuts the call: grpc.aio delivers
-            # an expired deadline 1-3 ms late here, which is a missed control tick. The gRPC
-            # deadline stays as a backstop and tells Triton when to stop.
+            # an expired deadline 1-3 ms late here, which is a missed control tick.
             async with asyncio.timeout(timeout_s):
-                reply = await self._stub.ModelInfer(
-                    request, timeout=timeout_s + GRPC_DEADLINE_SLACK_S)
+                reply = await self._send(request, timeout_s)
         except grpc.aio.AioRpcError as exc:
             raise convert(exc, model) from exc
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{model}: timed out") from exc
         return self._action(model, reply, obs.shape[0])
+
+    async def _send(self, request: service_pb2.ModelInferRequest, timeout_s: float
+                    ) -> service_pb2.ModelInferResponse:
+        """One unary call; its gRPC deadline is a backstop and tells Triton when to stop."""
+        reply: service_pb2.ModelInferResponse = await self._stub.ModelInfer(
+            request, timeout=timeout_s + GRPC_DEADLINE_SLACK_S)
+        return reply
 
     @staticmethod
     def _action(model: str, reply: service_pb2.ModelInferResponse, rows: int

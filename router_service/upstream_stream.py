@@ -16,8 +16,6 @@ import asyncio
 import itertools
 
 import grpc
-import numpy as np
-from numpy.typing import NDArray
 from tritonclient.grpc import service_pb2
 
 from router_service.errors import (
@@ -26,7 +24,7 @@ from router_service.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from router_service.upstream import TritonUpstream, convert, inference_request
+from router_service.upstream import TritonUpstream, convert
 
 # Triton's wording for the two per-request errors the router treats differently from a rejection.
 # (The HTTP upstream reads the same words; a unary gRPC call gets a status code instead.)
@@ -45,7 +43,8 @@ def stream_error(model: str, message: str) -> UpstreamError:
 
 
 class TritonStreamUpstream(TritonUpstream):
-    """Health, readiness and config calls stay unary (inherited); inference uses the stream."""
+    """Health, readiness and config calls stay unary, and `infer` is inherited (request, timer,
+    errors); only sending differs: a message on the stream instead of a call."""
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
@@ -84,33 +83,19 @@ class TritonStreamUpstream(TritonUpstream):
                 if not future.done():
                     future.set_exception(error)
 
-    async def infer(
-        self,
-        model: str,
-        obs: NDArray[np.float32],
-        conditioning: NDArray[np.float32] | None,
-        timeout_s: float,
-    ) -> NDArray[np.float32]:
-        """`[N, state_dim]` observations (+ `[N, tasks]` conditioning) → `[N, action_dim]`."""
-        if timeout_s <= 0:
-            raise UpstreamTimeout(f"{model}: no budget left to call")
-        request = inference_request(model, obs, conditioning, timeout_s)
+    async def _send(self, request: service_pb2.ModelInferRequest, timeout_s: float
+                    ) -> service_pb2.ModelInferResponse:
+        """One message on the stream, and its answer (the caller's timer cuts the wait)."""
         request.id = request_id = str(next(self._ids))
         future: asyncio.Future[service_pb2.ModelInferResponse] = (
             asyncio.get_running_loop().create_future())
-        self._pending[request_id] = (model, future)
+        self._pending[request_id] = (request.model_name, future)
         try:
-            async with asyncio.timeout(timeout_s):
-                async with self._write:
-                    await self._stream().write(request)
-                reply = await future
-        except grpc.aio.AioRpcError as exc:
-            raise convert(exc, model) from exc
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"{model}: timed out") from exc
+            async with self._write:
+                await self._stream().write(request)
+            return await future
         finally:
             self._pending.pop(request_id, None)
-        return self._action(model, reply, obs.shape[0])
 
     async def close(self) -> None:
         if self._call is not None:
