@@ -1,5 +1,7 @@
 """Triton over one persistent KServe v2 `ModelStreamInfer` stream per replica
-(`ROUTER_TRITON_PROTOCOL=grpc-stream`): the issue's "cheaper Triton call" candidate. Each
+(`ROUTER_TRITON_PROTOCOL=grpc-stream`), for deployments that expose only Triton's gRPC port.
+Measured, it is not the cheaper call it was expected to be: per call it costs the router what a
+unary grpc.aio call does and Triton 2-4% less (docs/benchmarks/upstream-stream.md). Each
 request is one message on the stream, tagged with an id; Triton answers each with one message
 carrying the same id, in whatever order its models finish, and a reader task hands each answer
 to its caller. A call that gives up (its budget ran out) leaves its id behind; the answer, if it

@@ -115,7 +115,8 @@ def test_stream_error_words(message: str, kind: str) -> None:
 
 def test_router_serves_through_the_stream(start_router: RouterFactory, triton_faults: Any
                                           ) -> None:
-    router = start_router(triton_protocol="grpc-stream")
+    # Triton's HTTP address points nowhere: only the gRPC stream can answer.
+    router = start_router(triton_protocol="grpc-stream", triton_http_url="127.0.0.1:1")
     state = np.random.default_rng(0).normal(0, 0.3, 39).round(4).tolist()
     with router.client() as client:
         replies = [client.post("/v1/act", json=act_body(state)) for _ in range(5)]
