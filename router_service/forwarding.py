@@ -37,6 +37,12 @@ MIN_ATTEMPT_MS = 1.0
 # The next route's reservation: its predicted (p90) latency with headroom, since a fallback that
 # arrives just late is as useless as none.
 RESERVE_FACTOR, RESERVE_EXTRA_MS = 1.2, 0.5
+# The budget left past both predictions (the attempt's own p90 and the reservation) is split:
+# this share of it goes to the fallback. With none, a fallback got only its p90 and headroom,
+# so on a loaded host, where every route runs past its p90 together, a slow primary's fallback
+# came too late as well and the robot got hold (CI: an 80 ms budget left the generalist
+# 12.5 ms). A primary past its p90 plus half the slack is a straggler by any measure.
+FALLBACK_SLACK_SHARE = 0.5
 # An adaptive hedge fires once the primary is a straggler by the batcher's own rule
 # (STRAGGLER_FACTOR x the route's predicted p90), or past the route's p95 if that is later, and
 # at least HEDGE_MIN_MS. At the p95 alone, 302 of 320 hedges in the straggler A/B fired on calls
@@ -110,7 +116,7 @@ class Forwarder:
                 self._hedge_budget.spend()  # a fallback attempt is an extra call too
             hedge_with = nxt if self._should_hedge(route, nxt) else None
             # Reserved for `nxt` even when hedging: the hedge may not be in the budget by then.
-            timeout_s = self._attempt_timeout_s(nxt, deadline, reserve=True)
+            timeout_s = self._attempt_timeout_s(route, nxt, deadline)
             try:
                 if hedge_with is not None:
                     won = await self._hedged(route, hedge_with, deadline, timeout_s, query,
@@ -157,11 +163,15 @@ class Forwarder:
         latency = self.health[route].latency
         return max(HEDGE_MIN_MS, latency.tail_ms(), STRAGGLER_FACTOR * latency.predicted_ms())
 
-    def _attempt_timeout_s(self, nxt: str, deadline: float, reserve: bool) -> float:
+    def _attempt_timeout_s(self, route: str, nxt: str, deadline: float) -> float:
+        """`route`'s share of the remaining budget: all of it before hold, else what is left
+        after `nxt`'s reservation and its share of the slack (FALLBACK_SLACK_SHARE)."""
         remaining_ms = (deadline - time.monotonic()) * 1000
-        if reserve and nxt != HOLD_ROUTE:
+        if nxt != HOLD_ROUTE:
             reserved = (self.health[nxt].latency.predicted_ms() * RESERVE_FACTOR
                         + RESERVE_EXTRA_MS)
+            slack_ms = remaining_ms - self.health[route].latency.predicted_ms() - reserved
+            reserved += max(slack_ms, 0.0) * FALLBACK_SLACK_SHARE
             if remaining_ms - reserved >= MIN_ATTEMPT_MS:
                 remaining_ms -= reserved
         return max(remaining_ms, 0.0) / 1000

@@ -127,6 +127,12 @@ class RouterProcess:
     def metrics(self) -> str:
         return httpx.get(f"{self.url}/metrics", timeout=5.0).text
 
+    def fallbacks(self) -> list[str]:
+        """The fallbacks this router took, by route and reason: what a failed assertion on a
+        reply's route should print (the decision log stays inside the router)."""
+        return [line for line in self.metrics().splitlines()
+                if line.startswith("router_fallbacks_total{")]
+
 
 RouterFactory = Callable[..., RouterProcess]
 

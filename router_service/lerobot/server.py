@@ -134,15 +134,17 @@ class AsyncInferenceServicer:
         session = await self._session(context)
         try:
             data = await reassemble(chunks, self.settings.lerobot_max_message_bytes)
+            arrived_at = time.monotonic()
             observed = decode_observation(data)
             mapped = map_observation(observed.observation, self.engine.rt.active.contract)
         except RouterError as exc:
             await self._fail(context, exc)
-        session.offer(observed, mapped, self.settings.lerobot_similar_atol)
+        session.offer(observed, mapped, arrived_at, self.settings.lerobot_similar_atol)
         return services_pb2.Empty()
 
     async def GetActions(self, request: services_pb2.Empty | None,
                          context: grpc.aio.ServicerContext) -> services_pb2.Actions:
+        asked_at = time.monotonic() - self.engine.rt.loop_lag.queued_s
         known = self.sessions.get(context.peer())
         if known is None or known.instructions is None:
             # The client asks again at once: wait out the poll so that is not a busy loop.
@@ -153,16 +155,20 @@ class AsyncInferenceServicer:
         pending = await session.take(self.settings.lerobot_poll_s)
         if pending is None:
             return services_pb2.Actions()  # empty data: "nothing yet" to LeRobot's client
-        observed, rt = pending.observed, self.engine.rt
+        observed = pending.observed
         remaining = context.time_remaining()
+        # The step's clock starts once both the observation and the question were here; the
+        # time since (this handler waking up late on a busy loop, say) is time it waited in
+        # the router, measured rather than estimated from the loop's lag.
+        now = time.monotonic()
         try:
             reply = await self.engine.serve(ActInput(
                 robot_id=self.settings.lerobot_robot_id, episode_id=session.episode_id,
                 task=pending.mapped.task, state=pending.mapped.state,
                 deadline_ms=(grpc_call_budget_ms(remaining, 0.0) if remaining is not None
                              else None),
-                deadline_unix_ms=None, received_at=time.monotonic(), key=self.key,
-                queued_s=rt.loop_lag.queued_s))
+                deadline_unix_ms=None, received_at=now, key=self.key,
+                queued_s=now - max(asked_at, pending.arrived_at)))
         except RouterError as exc:
             await self._fail(context, exc)
         # Labelled from the step after the observation's: LeRobot's client drops actions for

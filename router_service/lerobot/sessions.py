@@ -38,6 +38,7 @@ MAX_PREDICTED = 4096  # predicted timesteps remembered per session
 class Pending:
     observed: Observed
     mapped: MappedObservation
+    arrived_at: float  # time.monotonic() when its bytes had all reached the router
 
 
 @dataclass
@@ -53,7 +54,8 @@ class Session:
     seen_at: float = field(default_factory=time.monotonic)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def offer(self, observed: Observed, mapped: MappedObservation, atol: float) -> bool:
+    def offer(self, observed: Observed, mapped: MappedObservation, arrived_at: float,
+              atol: float) -> bool:
         """Queue the observation (replacing any waiting one) or filter it out: False."""
         state = np.asarray(mapped.state, dtype=np.float64)
         starved = self.sent_through is None or observed.timestep >= self.sent_through
@@ -63,7 +65,7 @@ class Session:
             if (state.shape == self.last_state.shape
                     and float(np.linalg.norm(state - self.last_state)) < atol):
                 return False
-        self.pending = Pending(observed, mapped)
+        self.pending = Pending(observed, mapped, arrived_at)
         self.arrived.set()
         return True
 

@@ -96,8 +96,11 @@ async def test_slow_specialist_leaves_budget_for_generalist() -> None:
     elapsed_ms = (time.monotonic() - start) * 1000
     assert res.route == GEN and res.fallback == "timeout"
     # The specialist's attempt was cut short by the generalist's reservation: 10 ms predicted,
-    # with headroom 10 * 1.2 + 0.5 = 12.5 ms, and 1 ms kept for the reply.
-    assert up.calls[0][1] * 1000 <= 60 - 12.5 - 1
+    # with headroom 10 * 1.2 + 0.5 = 12.5 ms, plus half the slack past both predictions (1 ms
+    # is kept for the reply): the specialist gets at most 10 + (59 - 10 - 12.5) / 2 = 28.25 ms,
+    # and the generalist what is left, ~30.75 ms: far more than its p90, on a host that is slow.
+    spec_ms, gen_ms = up.calls[0][1] * 1000, up.calls[1][1] * 1000
+    assert spec_ms <= 28.25 and gen_ms >= 59 - 28.25 - 5
     # Not a timing test (shared machine): only that the 1 s specialist was not waited for.
     assert elapsed_ms < 200
 
@@ -193,10 +196,12 @@ async def test_adaptive_hedges_only_a_route_that_straggles() -> None:
     up.spec_delays = [0.3 if i % 10 == 0 else steady_ms[i] / 1000 for i in range(60)]
     straggling = [await fwd.forward([SPEC, GEN, HOLD_ROUTE], deadline_in(1000), up)
                   for _ in range(60)]
-    won = [i for i, r in enumerate(straggling) if r.hedged and r.route == GEN]
+    won = {i for i, r in enumerate(straggling) if r.hedged and r.route == GEN}
     # The stragglers at 0 and 10 bring its share to 2 in ~120 calls (over 1%); the rest are
-    # hedged, and no steady call is.
-    assert won == [20, 30, 40, 50]
+    # hedged, and no steady call is. On a loaded host a steady call the scheduler held up can
+    # count as a straggler too, so the 0th or 10th may already be hedged: only stragglers are.
+    assert {20, 30, 40, 50} <= won <= {0, 10, 20, 30, 40, 50}
+    assert not any(r.hedged for i, r in enumerate(straggling) if i % 10)
 
 
 async def test_late_primary_without_budget_falls_back_in_its_reserved_time() -> None:

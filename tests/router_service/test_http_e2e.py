@@ -79,7 +79,8 @@ def test_slow_specialist_falls_back_to_generalist_inside_deadline(
     triton_faults.set_fault("policy_" + SPEC, delay_ms=300, delay_prob=1.0)
     with router.client() as c:
         reply = c.post("/v1/act", json=act_body(STATE, deadline_ms=80, episode="slow")).json()
-    assert reply["route"] == "generalist" and reply["fallback"] == "timeout"
+    assert reply["route"] == "generalist" and reply["fallback"] == "timeout", (
+        reply, router.fallbacks())
     # Whether it was on time is reported honestly; that the 300 ms model was not waited for
     # is what this test checks (a shared CI host cannot promise the last millisecond).
     # Met only with the margin (and the event loop's lag, when the host adds some) to spare.

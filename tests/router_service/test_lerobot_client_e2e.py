@@ -56,7 +56,8 @@ def test_real_robot_client_executes_the_routers_actions(
     assert len(performed) >= STEPS
     for action in performed:
         assert [action[f"a{i}"] for i in range(len(expected))] == pytest.approx(expected,
-                                                                                abs=1e-6)
+                                                                                abs=1e-6), (
+            action, lerobot_router.router.fallbacks())
     chunks = result["chunks"]
     assert chunks and all(c["real_types"] for c in chunks)
     assert all(len(c["timesteps"]) == actions_per_chunk for c in chunks)

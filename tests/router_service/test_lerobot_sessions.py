@@ -85,9 +85,10 @@ def test_bad_streams_are_invalid(chunks: list[Chunk | None], match: str) -> None
 
 
 # -- LeRobot's queueing rules ---------------------------------------------------------------
-def obs(timestep: int, state: list[float], must_go: bool = False) -> tuple[Observed,
-                                                                           MappedObservation]:
-    return Observed(1.0, timestep, must_go, {}), MappedObservation(state, None)
+def obs(timestep: int, state: list[float], must_go: bool = False
+        ) -> tuple[Observed, MappedObservation, float]:
+    """`Session.offer`'s observation, its mapping and its arrival time (now)."""
+    return Observed(1.0, timestep, must_go, {}), MappedObservation(state, None), time.monotonic()
 
 
 def test_lerobot_filters_apply_while_the_client_still_has_actions() -> None:
