@@ -95,14 +95,35 @@ async def test_slow_specialist_leaves_budget_for_generalist() -> None:
     res = await fwd.forward([SPEC, GEN, HOLD_ROUTE], deadline_in(60), up)
     elapsed_ms = (time.monotonic() - start) * 1000
     assert res.route == GEN and res.fallback == "timeout"
-    # The specialist's attempt was cut short by the generalist's reservation: 10 ms predicted,
-    # with headroom 10 * 1.2 + 0.5 = 12.5 ms, plus half the slack past both predictions (1 ms
-    # is kept for the reply): the specialist gets at most 10 + (59 - 10 - 12.5) / 2 = 28.25 ms,
-    # and the generalist what is left, ~30.75 ms: far more than its p90, on a host that is slow.
+    # The specialist's attempt was cut short at 3x its predicted latency (10 ms; 10 ms plus half
+    # the slack, (59 - 10 - 12.5) / 2, is less), short of what the generalist's reservation
+    # (10 * 1.2 + 0.5 = 12.5 ms) and the reply's 1 ms leave: the generalist gets the rest,
+    # ~29 ms, far more than its p90, on a host that may be slow.
     spec_ms, gen_ms = up.calls[0][1] * 1000, up.calls[1][1] * 1000
-    assert spec_ms <= 28.25 and gen_ms >= 59 - 28.25 - 5
+    assert spec_ms <= 30.0 and gen_ms >= 59 - 30 - 5
     # Not a timing test (shared machine): only that the 1 s specialist was not waited for.
     assert elapsed_ms < 200
+
+
+async def test_a_tight_budget_leaves_the_primary_all_but_the_reservation() -> None:
+    """20 ms and 4 ms predictions: the cap (3 x 4 = 12, or 4 + 10 = 14 ms) is above what the
+    reservation leaves (20 - 1 - 5.3 = 13.7 ms), so the primary gets that: a tight budget does
+    not fall back any sooner than its reservation makes it."""
+    up = ScriptedUpstream({SPEC: 1.0, GEN: 0.001})
+    fwd = make_forwarder(prior_ms=4.0)
+    res = await fwd.forward([SPEC, GEN, HOLD_ROUTE], deadline_in(20), up)
+    assert res.route == GEN
+    assert 13.7 - 2 <= up.calls[0][1] * 1000 <= 13.7
+
+
+async def test_an_ample_budget_splits_its_slack_with_the_fallback() -> None:
+    """1 s and 10 ms predictions: the primary may take its p90 and half the slack, 10 + (999 -
+    10 - 12.5) / 2 = 498 ms, so a slow but working one (80 ms) still answers."""
+    up = ScriptedUpstream({SPEC: 0.08, GEN: 0.001})
+    fwd = make_forwarder(prior_ms=10.0)
+    res = await fwd.forward([SPEC, GEN, HOLD_ROUTE], deadline_in(1000), up)
+    assert res.route == SPEC and res.fallback is None
+    assert 498 - 20 <= up.calls[0][1] * 1000 <= 498.25
 
 
 async def test_everything_failing_ends_in_hold() -> None:
