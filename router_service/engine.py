@@ -151,7 +151,7 @@ class ActEngine:
                              f"{int(self.rt.limit.limit)} in time (adaptive limit)",
                              retry_after_ms=5.0, reason="concurrency")
         lag_ms = self.rt.loop_lag.lag_ms
-        if lag_ms > settings.max_queue_age_ms:
+        if self.rt.loop_lag.backlogged(settings.max_queue_age_ms):
             raise Overloaded(f"requests wait {lag_ms:.1f} ms in the router's queue (limit "
                              f"{settings.max_queue_age_ms} ms)", retry_after_ms=lag_ms * 2,
                              reason="queue_age")

@@ -42,7 +42,7 @@ class RouterSettings(BaseSettings):
     # SIGTERM: seconds of not-ready-but-serving before the graceful stop (router_service/drain.py)
     drain_s: float = Field(default=2.0, ge=0.0, le=60.0)
     max_inflight: int = 64
-    max_queue_age_ms: float = 10.0  # shed when the event loop runs this late (queue age)
+    max_queue_age_ms: float = 10.0  # shed while the event loop runs this late (queue age)
     # Below max_inflight, the limit adapts to what is answered in time (concurrency.py); off:
     # only max_inflight and the queue age shed, and overload shows up as timeouts and hold.
     adaptive_limit: bool = True
