@@ -89,7 +89,18 @@ def step_row(robots: int, result: dict[str, Any], out_dir: str) -> dict[str, Any
         "requests": o["requests"],
         "duration_s": result["scenario"]["duration_s"],
         "result_dir": out_dir,
+        "shed_by_reason": shed_by_reason(result),
     }
+
+
+def shed_by_reason(result: dict[str, Any]) -> dict[str, float] | None:
+    """The router's `router_shed_total` deltas by reason over the step (None: not scraped,
+    `--metrics-url` not given): why a step that failed at low load refused what it did."""
+    metrics = result.get("metrics_delta")
+    if not metrics:
+        return None
+    return {series["labels"].get("reason", ""): series["delta"] for series in metrics["series"]
+            if series["name"] == "router_shed_total"}
 
 
 def format_steps(steps: list[Step], best: int | None) -> str:

@@ -130,11 +130,20 @@ def capacity_section(s: dict[str, Any]) -> list[str]:
                 f"| {st['robots']} | {num(st['offered_rate_hz'], 0)} | "
                 f"{num(st['achieved_rate_hz'], 0)} | {num(st['p50_ms'])} | {num(st['p99_ms'])} |"
                 f" {num(st['p99.9_ms'])} | {pct(st['fraction_within_budget'], 2)} | "
-                f"{st['errors']} | {num(st['generator_lag_p99_ms'])}"
+                f"{_errors_cell(st)} | {num(st['generator_lag_p99_ms'])}"
                 f"{' (late)' if st['generator_late'] else ''} | "
                 f"{'PASS' if st['pass'] else 'FAIL'} |")
         lines += ["", "</details>", ""]
     return lines
+
+
+def _errors_cell(step: dict[str, Any]) -> str:
+    """A capacity step's errors, with the router's shed reasons where they were scraped."""
+    sheds = {reason: n for reason, n in (step.get("shed_by_reason") or {}).items() if n}
+    if not sheds:
+        return str(step["errors"])
+    return f"{step['errors']} (shed: " + ", ".join(
+        f"{reason} {n:.0f}" for reason, n in sorted(sheds.items())) + ")"
 
 
 def _overhead(s: dict[str, Any], key: str, title: str, why: str) -> list[str]:

@@ -101,8 +101,11 @@ def capacity(b: Bench, paths: tuple[str, ...] | None = None,
     out: dict[str, Any] = {}
     for path in paths or b.paths():
         d = b.out / folder / path
+        # The router's counters per step: shed reasons are what a failing step needs explained.
+        metrics = (["--metrics-url", f"{b.stack.router_url}/metrics"]
+                   if path.startswith("router-") else [])
         b.run(f"capacity-{path}", [
-            "capacity", str(b.scenario), *b.target_flags(path),
+            "capacity", str(b.scenario), *b.target_flags(path), *metrics,
             "--start", str(t.capacity_start), "--max-robots", str(t.capacity_max),
             "--resolution", str(t.capacity_resolution),
             "--step-duration", str(t.step_s), "--step-ramp", str(t.step_ramp_s),

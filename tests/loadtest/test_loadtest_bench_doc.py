@@ -264,3 +264,12 @@ def test_the_grpc_profile_has_its_own_section_and_a_failed_one_says_so() -> None
     assert "while it served 5 robots x 50 Hz over gRPC" in page[grpc_at:]
     failed = s | {"errors": [{"step": "profile_grpc", "error": "RuntimeError: no router"}]}
     assert "_Not measured: RuntimeError: no router_" in render(failed)
+
+
+def test_a_capacity_step_names_the_routers_shed_reasons() -> None:
+    s = summary()
+    s["capacity"]["router-grpc"]["steps"][1] |= {
+        "errors": 9, "shed_by_reason": {"queue_age": 7.0, "concurrency": 2.0, "inflight": 0.0}}
+    s["targets"] = evaluate(s)
+    page = render(s)
+    assert "| 9 (shed: concurrency 2, queue_age 7) |" in page

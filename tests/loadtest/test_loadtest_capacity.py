@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadtest.capacity import Step, format_steps, search_capacity
+from loadtest.capacity import Step, format_steps, search_capacity, shed_by_reason
 
 
 def evaluator(capacity: int, calls: list[int]):  # type: ignore[no-untyped-def]
@@ -69,3 +69,12 @@ def test_small_fleets_run_long_enough_for_the_sla_to_tolerate_a_miss() -> None:
     assert step_duration_s(4, 50.0, 15.0, 3.0, 3000) == pytest.approx(18.0)
     assert step_duration_s(8, 50.0, 15.0, 3.0, 3000) == 15.0
     assert step_duration_s(1, 50.0, 15.0, 3.0, 0) == 15.0  # --quick: as given
+
+
+def test_a_step_names_its_shed_reasons_when_the_router_was_scraped() -> None:
+    series = [{"name": "router_shed_total", "labels": {"reason": "queue_age"}, "delta": 2.0,
+               "reset": False},
+              {"name": "router_requests_total", "labels": {"outcome": "shed", "route": "none"},
+               "delta": 2.0, "reset": False}]
+    assert shed_by_reason({"metrics_delta": {"series": series}}) == {"queue_age": 2.0}
+    assert shed_by_reason({"metrics_delta": None}) is None
