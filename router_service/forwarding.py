@@ -37,15 +37,11 @@ MIN_ATTEMPT_MS = 1.0
 # The next route's reservation: its predicted (p90) latency with headroom, since a fallback that
 # arrives just late is as useless as none.
 RESERVE_FACTOR, RESERVE_EXTRA_MS = 1.2, 0.5
-# An attempt before a fallback gets what the fallback's reservation leaves, but no more than the
-# larger of: 3x its route's predicted (p90) latency, or 10 ms past it (jitter on a busy host is
-# absolute, not relative); and its p90 plus half the slack (the budget past both predictions).
-# The rest goes to the fallback. With the reservation alone, a fallback got only its p90 and
-# headroom, however much budget there was, so on a loaded host, where every route runs past its
-# p90 together, a broken primary's fallback came too late as well and the robot got hold (CI: an
-# 80 ms budget left the generalist 12.5 ms behind a 300 ms specialist). The first bound keeps a
-# tight budget as it was (20 ms, p90s of 3-5 ms: at or within a millisecond of what the
-# reservation leaves); the second lets a slow but working primary answer in an ample one.
+# An attempt before a fallback gets what the fallback's reservation leaves, but at most the
+# larger of 3x its own p90 (or p90 + 10 ms: a busy host's jitter is absolute) and its p90 plus
+# half the slack past both predictions. With the reservation alone, an 80 ms budget left the
+# generalist 12.5 ms behind a 300 ms specialist, too late on a loaded host (CI: hold). A 20 ms
+# budget (p90s 3-5 ms) stays as it was, to within 1 ms; an ample one keeps a slow primary.
 ATTEMPT_CAP_FACTOR, ATTEMPT_CAP_EXTRA_MS, FALLBACK_SLACK_SHARE = 3.0, 10.0, 0.5
 # An adaptive hedge fires once the primary is a straggler by the batcher's own rule
 # (STRAGGLER_FACTOR x the route's predicted p90), or past the route's p95 if that is later, and
