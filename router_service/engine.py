@@ -193,13 +193,14 @@ class ActEngine:
         chain = active.chains[decision.route]
         result = await active.forwarder.forward(chain, budget.deadline, query,
                                                 budget.reply_margin_ms)
-        self.rt.limit.observe(ran_out_of_time(result.path), self.rt.inflight,
-                              answered=result.action is not None)
         action = (result.action.tolist() if result.action is not None
                   else list(contract.spec.routing.hold_action))
         done = time.monotonic()
         met = budget.met(done, self.rt.loop_lag.lag_ms if self.rt.settings.met_counts_loop_lag
                          else 0.0)
+        # Late: past the deadline, or held because the routes ran out of time.
+        self.rt.limit.observe(not met or (result.action is None and ran_out_of_time(result.path)),
+                              self.rt.inflight, answered=result.action is not None)
         timing = {
             "queued": round(req.queued_s * 1000, 3),
             "scoring": round((scoring_done - req.received_at) * 1000, 3),

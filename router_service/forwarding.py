@@ -2,12 +2,14 @@
 
 The forwarder owns the upstream call: each route has a `RouteBatcher` in front of Triton, so
 rows of several robots for the same route share one Triton request. The chain comes from the
-contract (e.g. specialist → generalist → hold). Each attempt gets the remaining budget minus
-what the next route is predicted to need, so a slow specialist still leaves the generalist time
-to answer; hold needs no time and always answers. With hedging on, a specialist that has not
-answered by the hedge delay races the generalist; the first valid answer wins and the loser is
-cancelled. Hedges spend a budget shared with fallbacks, and adaptive ones go only to routes
-that straggle (router_service/hedging.py).
+contract (e.g. specialist → generalist → hold). Each attempt has a share of the remaining
+budget: what the next route is predicted to need is kept back, so a slow specialist still
+leaves the generalist time to answer. Past its share an attempt is not abandoned: the next
+route races it and the first valid answer wins (when the whole host stalls, the specialist's
+call is usually the first to come back). Hold needs no time and always answers. With hedging
+on, a specialist that has not answered by the hedge delay is raced the same way, earlier.
+Hedges spend a budget shared with fallbacks, and adaptive ones go only to routes that straggle
+(router_service/hedging.py).
 """
 
 from __future__ import annotations
@@ -71,6 +73,23 @@ class ForwardResult:
     path: list[str] = field(default_factory=list)  # "route:outcome" per attempt
     hedged: bool = False
     batch_size: int = 0
+    calls: int = 0  # upstream calls made (a fallback's or a hedge's included)
+
+
+@dataclass(eq=False)  # identity: `racer in racing.values()` asks for this very attempt
+class _Racer:
+    """One attempt of a forward: its route, the route after it, and its share of the budget,
+    past which the next route is started beside it (the call itself runs on)."""
+
+    route: str
+    nxt: str
+    start: float
+    share_s: float
+    past_share: bool = False
+
+
+def _left_s(deadline: float) -> float:
+    return max(deadline - time.monotonic(), 0.0)
 
 
 class Forwarder:
@@ -99,47 +118,97 @@ class Forwarder:
                       reply_margin_ms: float = 1.0) -> ForwardResult:
         """`reply_margin_ms` is kept back from the deadline for writing the reply."""
         deadline -= reply_margin_ms / 1000
-        result = ForwardResult(route=HOLD_ROUTE, action=None)
+        res = ForwardResult(route=HOLD_ROUTE, action=None)
         self._hedge_budget.earn()
-        i = 0
-        while i < len(chain):
-            route = chain[i]
-            if route == HOLD_ROUTE:
-                break
-            nxt = chain[i + 1] if i + 1 < len(chain) else HOLD_ROUTE
-            reason = self._skip_reason(route, deadline)
-            if reason is not None:
-                self._note_failure(result, route, nxt, reason)
-                i += 1
-                continue
-            if i > 0:
-                self._hedge_budget.spend()  # a fallback attempt is an extra call too
-            hedge_with = nxt if self._should_hedge(route, nxt) else None
-            # Reserved for `nxt` even when hedging: the hedge may not be in the budget by then.
-            timeout_s = self._attempt_timeout_s(route, nxt, deadline)
-            try:
-                if hedge_with is not None:
-                    won = await self._hedged(route, hedge_with, deadline, timeout_s, query,
-                                             result)
-                else:
-                    won = route, await self._call(route, timeout_s, query, result)
-            except UpstreamError as exc:
-                self._note_failure(result, route, nxt, exc.reason)
-                i += 2 if hedge_with is not None else 1  # a lost hedge already tried `nxt`
-                continue
-            if isinstance(won, str):  # no hedge in the budget: `nxt` is a plain fallback
-                self._note_failure(result, route, nxt, won)
-                i += 1
-                continue
-            winner, row = won
-            result.route, result.action, result.batch_size = winner, row.action, row.batch_size
-            result.path.append(f"{winner}:ok")
-            if winner != route:
-                self._note_failure(result, route, winner, "hedge")
-            return result
-        result.route, result.action = HOLD_ROUTE, None
-        result.path.append(f"{HOLD_ROUTE}:ok")
-        return result
+        routes = chain[:chain.index(HOLD_ROUTE)] if HOLD_ROUTE in chain else chain
+        racing: dict[asyncio.Future[RowResult], _Racer] = {}
+        try:
+            for i, route in enumerate(routes):
+                nxt = routes[i + 1] if i + 1 < len(routes) else HOLD_ROUTE
+                reason = self._skip_reason(route, deadline)
+                if reason is not None:
+                    self._note_failure(res, route, nxt, reason)
+                    continue
+                if res.calls:
+                    self._hedge_budget.spend()  # a fallback or a hedge is an extra call
+                res.calls += 1
+                racer = _Racer(route, nxt, time.monotonic(),
+                               self._attempt_timeout_s(route, nxt, deadline))
+                # Every call may run to the deadline: its share only says when the next route
+                # starts racing it, so a call slowed by a stall of the whole host still counts.
+                racing[asyncio.ensure_future(
+                    self._call(route, _left_s(deadline), query, res, racer.share_s))] = racer
+                if nxt == HOLD_ROUTE or not self.health[nxt].usable():
+                    continue  # nothing to race it with: it has the whole budget
+                won = await self._race_until_share(racing, racer, res)
+                if won is not None:
+                    return self._answered(res, routes, racing, *won)
+            won = await self._first(racing, _left_s(deadline), res)
+            if won is not None:
+                return self._answered(res, routes, racing, *won)
+        finally:
+            for fut, racer in racing.items():
+                if racer.past_share and not fut.done():
+                    self._verdict(racer.route, racer.share_s, time.monotonic() - racer.start)
+                fut.cancel()
+        res.route, res.action = HOLD_ROUTE, None
+        res.path.append(f"{HOLD_ROUTE}:ok")
+        return res
+
+    async def _race_until_share(self, racing: dict[asyncio.Future[RowResult], _Racer],
+                                racer: _Racer, res: ForwardResult) -> tuple[str, RowResult] | None:
+        """Wait for an answer until `racer`'s share of the budget is spent (or, hedging, until
+        its hedge delay if the budget has a call to spare); past it, the next route races."""
+        route = racer.route
+        if self._should_hedge(route, racer.nxt):
+            won = await self._first(racing, min(self.hedge_delay_ms(route) / 1000,
+                                                racer.share_s), res)
+            if won is not None or racer not in racing.values():
+                return won
+            if self._hedge_budget.can_hedge():
+                res.hedged = True
+                self.metrics.hedges.labels(route=route).inc()
+                return None
+            self._no_budget[route].inc()
+        won = await self._first(racing, racer.start + racer.share_s - time.monotonic(), res)
+        if won is None and racer in racing.values():
+            racer.past_share = True  # still out: a fallback, though the call keeps running
+            self._note_failure(res, route, racer.nxt, "timeout")
+        return won
+
+    async def _first(self, racing: dict[asyncio.Future[RowResult], _Racer], wait_s: float,
+                     res: ForwardResult) -> tuple[str, RowResult] | None:
+        """The first answer of any racing call within `wait_s`; failures leave the race."""
+        end = time.monotonic() + wait_s
+        while racing:
+            done, _ = await asyncio.wait(racing, timeout=max(end - time.monotonic(), 0.0),
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                return None
+            for fut in done:
+                racer = racing.pop(fut)
+                exc = fut.exception()
+                if exc is None:
+                    return racer.route, fut.result()
+                if not isinstance(exc, UpstreamError):
+                    raise exc  # a bug, not a route's failure
+                if not racer.past_share:  # past it, its fallback is already counted
+                    self._note_failure(res, racer.route, racer.nxt, exc.reason)
+        return None
+
+    def _answered(self, res: ForwardResult, routes: list[str],
+                  racing: dict[asyncio.Future[RowResult], _Racer], route: str, row: RowResult
+                  ) -> ForwardResult:
+        primary = routes[0]
+        if route == primary:
+            res.fallback = None  # the chosen route answered, though it outlasted its share
+        elif res.hedged and res.fallback is None:
+            self._note_failure(res, primary, route, "hedge")
+        if route != primary and any(r.route == primary for r in racing.values()):
+            self._stragglers[primary].observe(True)  # out longer than the winner's whole call
+        res.route, res.action, res.batch_size = route, row.action, row.batch_size
+        res.path.append(f"{route}:ok")
+        return res
 
     def _skip_reason(self, route: str, deadline: float) -> str | None:
         health = self.health[route]
@@ -178,10 +247,12 @@ class Forwarder:
                 remaining_ms = min(remaining_ms - reserved, cap_ms)
         return max(remaining_ms, 0.0) / 1000
 
-    async def _call(self, route: str, timeout_s: float, query: Query, res: ForwardResult
-                    ) -> RowResult:
+    async def _call(self, route: str, timeout_s: float, query: Query, res: ForwardResult,
+                    share_s: float) -> RowResult:
+        """`share_s` bounds the row's wait in its batch: its slack is the share (what the
+        fallback's reservation leaves) less the route's predicted latency."""
         health = self.health[route]
-        slack_s = timeout_s - health.latency.predicted_ms() / 1000
+        slack_s = share_s - health.latency.predicted_ms() / 1000
         conditioning = query.task_vector if route == self.generalist else None
         start = time.perf_counter()
         try:
@@ -226,56 +297,6 @@ class Forwarder:
             return
         health.breaker.record_failure()
         self._circuit[route].set(int(health.breaker.is_open))
-
-    async def _hedged(self, primary: str, backup: str, deadline: float, timeout_s: float,
-                      query: Query, res: ForwardResult) -> tuple[str, RowResult] | str:
-        """The primary, raced by `backup` once it is late and the budget has a call. Late with
-        no call to spare, it is an unhedged attempt cut at `timeout_s` (its reserved share):
-        its failure reason comes back and the caller falls back to `backup` as usual."""
-        def budget_s() -> float:
-            return max(deadline - time.monotonic(), 0.0)
-
-        start = time.monotonic()
-        first = asyncio.ensure_future(self._call(primary, budget_s(), query, res))
-        delay_s = min(self.hedge_delay_ms(primary) / 1000, timeout_s)
-        done, _ = await asyncio.wait({first}, timeout=delay_s)
-        if first in done and first.exception() is None:
-            return primary, first.result()
-        if first not in done and not self._hedge_budget.can_hedge():
-            self._no_budget[primary].inc()
-            done, _ = await asyncio.wait({first}, timeout=start + timeout_s - time.monotonic())
-            if first in done:
-                exc = first.exception()
-                if exc is None:
-                    return primary, first.result()
-                return exc.reason if isinstance(exc, UpstreamError) else "error"
-            first.cancel()
-            self._verdict(primary, timeout_s, time.monotonic() - start)
-            return "timeout"
-        if first not in done:
-            res.hedged = True
-            self.metrics.hedges.labels(route=primary).inc()
-        self._hedge_budget.spend()  # the backup's call: a hedge, or a fallback if first failed
-        racers = {asyncio.ensure_future(self._call(backup, budget_s(), query, res)): backup}
-        if first not in done:
-            racers[first] = primary
-        pending = set(racers)
-        try:
-            while pending:
-                finished, pending = await asyncio.wait(
-                    pending, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in finished:
-                    if task.exception() is None:
-                        if task is not first and first in pending:
-                            # Out longer than the hedge delay and the hedge's whole call: a
-                            # straggler, though cancelled before it could time out as one.
-                            self._stragglers[primary].observe(True)
-                        return racers[task], task.result()
-        finally:
-            for task in pending:
-                task.cancel()
-        raise UpstreamTimeout(f"{primary} and its hedge {backup} both failed")
 
     def _note_failure(self, res: ForwardResult, route: str, to_route: str, reason: str) -> None:
         res.path.append(f"{route}:{reason}")

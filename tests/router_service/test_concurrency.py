@@ -15,7 +15,7 @@ def test_out_of_time_is_a_timeout_or_no_budget_on_any_attempt() -> None:
 
 
 def test_a_timeout_under_load_cuts_to_what_was_in_flight() -> None:
-    limit = AdaptiveLimit(max_limit=64)
+    limit = AdaptiveLimit(max_limit=64, late_burst=0)
     assert limit.admits(63) and not limit.admits(64)
     limit.observe(late=True, inflight=20, answered=False, now=1.0)
     assert limit.limit == 18.0  # 0.9 x the 20 in flight, not 0.9 x 64
@@ -23,12 +23,29 @@ def test_a_timeout_under_load_cuts_to_what_was_in_flight() -> None:
 
 
 def test_one_burst_of_timeouts_is_one_cut() -> None:
-    limit = AdaptiveLimit(max_limit=64, cooldown_s=0.05)
+    limit = AdaptiveLimit(max_limit=64, cooldown_s=0.05, late_burst=0)
     for i in range(10):
         limit.observe(late=True, inflight=20, answered=False, now=1.0 + i * 0.001)
     assert limit.cuts == 1 and limit.limit == 18.0
     limit.observe(late=True, inflight=18, answered=False, now=1.06)
     assert limit.cuts == 2 and limit.limit == 16.2
+
+
+def test_a_stall_is_not_cut_but_lateness_that_goes_on_is() -> None:
+    """A stall: the 8 requests in flight late within 15 ms, then on time again; no cut, so the
+    backlog it left is served. Overload: late answers keep coming; cut once more than
+    `late_burst` have come within `window_s`."""
+    limit = AdaptiveLimit(max_limit=64, late_burst=16, window_s=0.5)
+    for i in range(8):
+        limit.observe(late=True, inflight=8, answered=False, now=1.0 + i * 0.002)
+    for i in range(50):
+        limit.observe(late=False, inflight=2, answered=True, now=1.02 + i * 0.0025)
+    for i in range(10):  # a later stall, out of the window: not the 17th late request
+        limit.observe(late=True, inflight=10, answered=False, now=1.6 + i * 0.002)
+    assert limit.cuts == 0 and limit.limit == 64.0
+    for i in range(30):
+        limit.observe(late=True, inflight=20, answered=False, now=2.0 + i * 0.002)
+    assert limit.cuts == 1 and limit.limit == 18.0  # the 17th: 0.9 x the 20 in flight
 
 
 def test_light_load_is_never_cut_so_a_slow_route_still_holds() -> None:
@@ -39,7 +56,7 @@ def test_light_load_is_never_cut_so_a_slow_route_still_holds() -> None:
 
 
 def test_never_below_the_floor_and_grows_back_with_answers() -> None:
-    limit = AdaptiveLimit(max_limit=64, min_limit=4)
+    limit = AdaptiveLimit(max_limit=64, min_limit=4, late_burst=0)
     for i in range(50):
         limit.observe(late=True, inflight=64, answered=False, now=float(i))
     assert limit.limit == 4.0 and limit.admits(3) and not limit.admits(4)
@@ -64,7 +81,7 @@ def test_disabled_admits_everything_and_reports_nothing() -> None:
 
 def test_every_observation_reports_the_limit() -> None:
     seen: list[float] = []
-    limit = AdaptiveLimit(max_limit=64, report=seen.append)
+    limit = AdaptiveLimit(max_limit=64, report=seen.append, late_burst=0)
     limit.observe(late=True, inflight=20, answered=False, now=1.0)
     limit.observe(late=False, inflight=2, answered=True)
     assert seen == [18, 18]
