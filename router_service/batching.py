@@ -83,6 +83,13 @@ class RouteBatcher:
 
     async def infer(self, obs: NDArray[np.float32], conditioning: NDArray[np.float32] | None,
                     timeout_s: float, slack_s: float) -> RowResult:
+        return await self.submit(obs, conditioning, timeout_s, slack_s)
+
+    def submit(self, obs: NDArray[np.float32], conditioning: NDArray[np.float32] | None,
+               timeout_s: float, slack_s: float) -> asyncio.Future[RowResult]:
+        """The row's future: its own answer, or the call's `UpstreamError`. Cancelled by the
+        caller's timeout or a lost race, the row is skipped if it has not left yet, and its
+        answer is dropped if it has."""
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         row = _Row(obs, conditioning, loop.create_future(), now, now + max(slack_s, 0.0),
@@ -93,9 +100,7 @@ class RouteBatcher:
             self._flush_soon(loop)
         else:
             self._arm(loop, busy_until)
-        # Cancelled by the caller's timeout or a lost hedge: the row is skipped if it has not
-        # left yet, and its answer is dropped if it has.
-        return await row.future
+        return row.future
 
     # -- scheduling -----------------------------------------------------------------------
     def _flush_soon(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -78,14 +78,20 @@ class ForwardResult:
 
 @dataclass(eq=False)  # identity: `racer in racing.values()` asks for this very attempt
 class _Racer:
-    """One attempt of a forward: its route, the route after it, and its share of the budget,
-    past which the next route is started beside it (the call itself runs on)."""
+    """One attempt of a forward: its route, the route after it, its share of the budget (past
+    it the next route is started beside it; the call itself runs on to the deadline) and, once
+    it is over without an answer, how long it had for the circuit breaker's verdict."""
 
     route: str
     nxt: str
     start: float
     share_s: float
+    budget_s: float
     past_share: bool = False
+    # For the verdict: how long it had when it ran out of time; None: no verdict (it lost a
+    # race), unless `failed` (an error, which always counts).
+    verdict_s: float | None = None
+    failed: bool = False
 
 
 def _left_s(deadline: float) -> float:
@@ -133,11 +139,8 @@ class Forwarder:
                     self._hedge_budget.spend()  # a fallback or a hedge is an extra call
                 res.calls += 1
                 racer = _Racer(route, nxt, time.monotonic(),
-                               self._attempt_timeout_s(route, nxt, deadline))
-                # Every call may run to the deadline: its share only says when the next route
-                # starts racing it, so a call slowed by a stall of the whole host still counts.
-                racing[asyncio.ensure_future(
-                    self._call(route, _left_s(deadline), query, res, racer.share_s))] = racer
+                               self._attempt_timeout_s(route, nxt, deadline), _left_s(deadline))
+                racing[self._start(racer, query)] = racer
                 if nxt == HOLD_ROUTE or not self.health[nxt].usable():
                     continue  # nothing to race it with: it has the whole budget
                 won = await self._race_until_share(racing, racer, res)
@@ -146,14 +149,45 @@ class Forwarder:
             won = await self._first(racing, _left_s(deadline), res)
             if won is not None:
                 return self._answered(res, routes, racing, *won)
+            for racer in racing.values():  # out of time: hold
+                if not racer.past_share:
+                    racer.verdict_s = racer.budget_s
+                    self._note_failure(res, racer.route, racer.nxt, "timeout")
         finally:
             for fut, racer in racing.items():
-                if racer.past_share and not fut.done():
-                    self._verdict(racer.route, racer.share_s, time.monotonic() - racer.start)
+                self._ended(racer, res, None)
                 fut.cancel()
         res.route, res.action = HOLD_ROUTE, None
         res.path.append(f"{HOLD_ROUTE}:ok")
         return res
+
+    def _start(self, racer: _Racer, query: Query) -> asyncio.Future[RowResult]:
+        """The attempt's row, in its route's batch. Every call may run to the deadline: the
+        share only says when the next route starts racing it (a call slowed by a stall of the
+        whole host still counts), and bounds the row's wait in its batch: its slack is the
+        share less the route's predicted latency. No task per attempt: the race waits on the
+        row's own future."""
+        route = racer.route
+        slack_s = racer.share_s - self.health[route].latency.predicted_ms() / 1000
+        conditioning = query.task_vector if route == self.generalist else None
+        return self.batchers[route].submit(query.state, conditioning, racer.budget_s, slack_s)
+
+    def _ended(self, racer: _Racer, res: ForwardResult, row: RowResult | None) -> None:
+        """Book an attempt that is over: its time upstream, and what it says of its route."""
+        route, health = racer.route, self.health[racer.route]
+        elapsed = time.monotonic() - racer.start
+        res.upstream_ms += elapsed * 1000
+        self._upstream_hist[route].observe(elapsed)
+        if row is None:
+            if racer.failed or racer.verdict_s is not None:
+                self._verdict(route, None if racer.failed else racer.verdict_s, elapsed)
+            else:
+                health.breaker.release()  # lost a race: nothing said about the route's health
+            return
+        self._observe_straggler(route, elapsed * 1000)
+        health.latency.observe(row.call_ms)
+        health.breaker.record_success()
+        self._circuit[route].set(0)
 
     async def _race_until_share(self, racing: dict[asyncio.Future[RowResult], _Racer],
                                 racer: _Racer, res: ForwardResult) -> tuple[str, RowResult] | None:
@@ -173,6 +207,7 @@ class Forwarder:
         won = await self._first(racing, racer.start + racer.share_s - time.monotonic(), res)
         if won is None and racer in racing.values():
             racer.past_share = True  # still out: a fallback, though the call keeps running
+            racer.verdict_s = racer.share_s
             self._note_failure(res, route, racer.nxt, "timeout")
         return won
 
@@ -189,9 +224,15 @@ class Forwarder:
                 racer = racing.pop(fut)
                 exc = fut.exception()
                 if exc is None:
+                    self._ended(racer, res, fut.result())
                     return racer.route, fut.result()
                 if not isinstance(exc, UpstreamError):
                     raise exc  # a bug, not a route's failure
+                if isinstance(exc, UpstreamTimeout):  # the upstream client's own timeout
+                    racer.verdict_s = racer.budget_s
+                else:
+                    racer.failed = True
+                self._ended(racer, res, None)
                 if not racer.past_share:  # past it, its fallback is already counted
                     self._note_failure(res, racer.route, racer.nxt, exc.reason)
         return None
@@ -246,40 +287,6 @@ class Forwarder:
                              own_ms + slack_ms * (1 - FALLBACK_SLACK_SHARE))
                 remaining_ms = min(remaining_ms - reserved, cap_ms)
         return max(remaining_ms, 0.0) / 1000
-
-    async def _call(self, route: str, timeout_s: float, query: Query, res: ForwardResult,
-                    share_s: float) -> RowResult:
-        """`share_s` bounds the row's wait in its batch: its slack is the share (what the
-        fallback's reservation leaves) less the route's predicted latency."""
-        health = self.health[route]
-        slack_s = share_s - health.latency.predicted_ms() / 1000
-        conditioning = query.task_vector if route == self.generalist else None
-        start = time.perf_counter()
-        try:
-            async with asyncio.timeout(timeout_s):
-                row = await self.batchers[route].infer(query.state, conditioning, timeout_s,
-                                                       slack_s)
-        except TimeoutError as exc:
-            self._verdict(route, timeout_s, time.perf_counter() - start)
-            raise UpstreamTimeout(f"{route}: no answer within {timeout_s * 1000:.1f} ms") from exc
-        except UpstreamTimeout:
-            self._verdict(route, timeout_s, time.perf_counter() - start)
-            raise
-        except UpstreamError:
-            self._verdict(route, None, time.perf_counter() - start)
-            raise
-        except asyncio.CancelledError:
-            health.breaker.release()  # a hedge loser says nothing about the route's health
-            raise
-        finally:
-            elapsed = time.perf_counter() - start
-            res.upstream_ms += elapsed * 1000
-            self._upstream_hist[route].observe(elapsed)
-        self._observe_straggler(route, (time.perf_counter() - start) * 1000)
-        health.latency.observe(row.call_ms)
-        health.breaker.record_success()
-        self._circuit[route].set(0)
-        return row
 
     def _observe_straggler(self, route: str, elapsed_ms: float) -> None:
         latency = self.health[route].latency
