@@ -27,3 +27,9 @@ with BenchStack(out / "stack") as stack:
     print("spec candidate in only_candidate:", collections.Counter((c["usable"], c["fits_budget"]) for c in spec))
     print("predicted ms", sorted(round(c["predicted_ms"], 1) for c in spec)[::max(1, len(spec)//10)])
     print("paths", collections.Counter(tuple(x["path"]) for x in reach).most_common(6))
+    reach.sort(key=lambda x: x["ts"])
+    first = next(i for i, x in enumerate(reach) if x["reason"] == "only_candidate")
+    t0 = reach[first]["ts"]
+    for x in reach[max(0, first - 14):first + 2]:
+        print(round((x["ts"] - t0) * 1000, 1), x["reason"], x["path"], x.get("batch_size"),
+              x["timing_ms"], x["episode_id"])
