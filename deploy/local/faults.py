@@ -11,8 +11,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Fault:
-    """Per request: sleep `delay_ms` with `delay_prob`, fail with `fail_prob`, answer a NaN
-    action with `nan_prob` (the fields `policy.py` reads)."""
+    """Per execute call: sleep `delay_ms` with `delay_prob`; per request: fail with
+    `fail_prob`, answer a NaN action with `nan_prob` (the fields `policy.py` reads)."""
 
     delay_ms: float = 0.0
     delay_prob: float = 0.0

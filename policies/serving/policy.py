@@ -7,8 +7,11 @@ All requests of one `execute` call (what the dynamic batcher grouped) go through
 
 Fault injection, for tests only: when the model config has the parameter `fault_file`, each
 execute re-reads that JSON file if it changed, `{"delay_ms": float, "delay_prob": float,
-"fail_prob": float, "nan_prob": float}`, and delays, fails, or answers a NaN action (to exercise
-the postprocess safety envelope) for each request with those probabilities.
+"fail_prob": float, "nan_prob": float}`: it delays the call with `delay_prob` (drawn once per
+execute: a straggler is one slow call, and drawn per request a batch that gathered behind one
+would straggle in turn, with 1 - 0.97^k for k rows, so one 100 ms sleep held a 2-instance model
+for hundreds of ms), and fails, or answers a NaN action (to exercise the postprocess safety
+envelope), each request with those probabilities.
 """
 
 from __future__ import annotations
@@ -40,7 +43,6 @@ class FaultSpec:
 
 @dataclass(frozen=True)
 class Fault:
-    delay_s: float = 0.0
     fail: bool = False
     nan: bool = False
 
@@ -77,10 +79,13 @@ class FaultInjector:
                 self._spec = FaultSpec()
         return self._spec
 
+    def call_delay_s(self, spec: FaultSpec) -> float:
+        """How long one execute call sleeps before it runs, whatever its batch size."""
+        return spec.delay_ms / 1000.0 if self._rng.random() < spec.delay_prob else 0.0
+
     def draw(self, spec: FaultSpec) -> Fault:
         """What happens to one request."""
         return Fault(
-            delay_s=spec.delay_ms / 1000.0 if self._rng.random() < spec.delay_prob else 0.0,
             fail=self._rng.random() < spec.fail_prob,
             nan=self._rng.random() < spec.nan_prob,
         )
@@ -139,15 +144,13 @@ class TritonPythonModel:
         responses: list[Any] = [None] * len(requests)
         valid: list[tuple[int, dict[str, npt.NDArray[np.float32]], Fault]] = []
         spec = self._faults.current() if self._faults else FaultSpec()
-        delay = 0.0
+        delay = self._faults.call_delay_s(spec) if self._faults else 0.0
         for i, request in enumerate(requests):
             feeds = self._read(request)
             if isinstance(feeds, str):
                 responses[i] = _error(feeds, pb_utils.TritonError.INVALID_ARG)
                 continue
             fault = self._faults.draw(spec) if self._faults else Fault()
-            # The batch runs as one: a slow request makes the whole call slow, once.
-            delay = max(delay, fault.delay_s)
             if fault.fail:
                 message = f"{self._name}: injected failure (fail_prob={spec.fail_prob})"
                 responses[i] = _error(message, pb_utils.TritonError.UNAVAILABLE)

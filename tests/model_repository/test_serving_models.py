@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,19 @@ def test_policy_fault_injection_follows_the_file(serving: Serving, ref: Referenc
     finally:
         fault_file.unlink(missing_ok=True)
     assert not model.execute(requests)[0].has_error()
+
+
+def test_a_call_straggles_with_delay_prob_whatever_its_batch(serving: Serving,
+                                                             tmp_path: Path) -> None:
+    """Drawn once per execute: a batch of 16 is no likelier to sleep than a lone request (per
+    request, 1 - 0.97^16 = 39% of such calls would)."""
+    module = serving.modules["policy"]
+    injector = module.FaultInjector(tmp_path / "f.json", rng=random.Random(7))
+    _write_fault(injector.path, delay_ms=100.0, delay_prob=0.03)
+    spec = injector.current()
+    delayed = sum(injector.call_delay_s(spec) > 0 for _ in range(4000))
+    assert 0.02 < delayed / 4000 < 0.04
+    assert {injector.call_delay_s(spec) for _ in range(200)} <= {0.0, 0.1}
 
 
 def test_fault_file_is_read_only_when_it_changes(serving: Serving, tmp_path: Path) -> None:
