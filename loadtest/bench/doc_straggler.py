@@ -42,9 +42,11 @@ def straggler_section(s: dict[str, Any]) -> list[str]:
         "robots: above capacity the runs would measure overload, not hedging). "
         f"`{f['policy_model']}` (the `{f['task']}` specialist) delays {pct(f['delay_prob'])} of "
         f"its executions by {f['delay_ms']:g} ms (its fault file). Fault-injected policies run "
-        "two instances, so a delayed call holds back only its own instance, not the calls "
-        "queued behind it. Scenario `straggler` (declared tasks, 20 ms deadline, SLA 99% "
-        "within 20 ms); the router's contract reloaded between the runs "
+        "two instances, yet requests sent just after a delayed call mostly wait for it "
+        "(measured on direct Triton: docs/benchmarks/raw/race-fallback-20261204), and a run "
+        "of timeouts opens the specialist's circuit: the `answered by ... itself` row says how "
+        "much of its traffic it kept. Scenario `straggler` (declared tasks, 20 ms deadline, "
+        "SLA 99% within 20 ms); the router's contract reloaded between the runs "
         f"(`routing.hedging.enabled`; hedge delay: {st.get('hedge_delay_ms')}).",
         "", *latency_table([r for r in (st.get("reference"), st["rows"]["off"],
                                         st["rows"]["on"]) if r], ratios=False), "",
