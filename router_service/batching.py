@@ -81,10 +81,6 @@ class RouteBatcher:
     _soon: bool = field(default=False, init=False)
     _calls: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
-    async def infer(self, obs: NDArray[np.float32], conditioning: NDArray[np.float32] | None,
-                    timeout_s: float, slack_s: float) -> RowResult:
-        return await self.submit(obs, conditioning, timeout_s, slack_s)
-
     def submit(self, obs: NDArray[np.float32], conditioning: NDArray[np.float32] | None,
                timeout_s: float, slack_s: float) -> asyncio.Future[RowResult]:
         """The row's future: its own answer, or the call's `UpstreamError`. Cancelled by the
